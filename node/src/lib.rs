@@ -1,0 +1,13 @@
+//! GSP node software.
+//!
+//! One crate, one binary (`gsp`), three roles: a Party node holding the national
+//! tracking-and-tracing data and exchanging messages with other Parties, the
+//! Secretariat directory, and the operator tools. The folders are the
+//! architecture: `config` (typed settings), `storage` (diesel over SQLite and
+//! PostgreSQL), `data` (the tracking-and-tracing model, import, generation and
+//! queries), `web` (the local HTTP API) and `cli` (the `gsp` commands).
+//!
+//! The wire format is not here: it lives in the `gsp-federation` crate, and keys
+//! and certificates in `gsp-certs`.
+
+pub mod cli;
