@@ -19,6 +19,7 @@ pub mod error;
 pub mod header;
 pub mod keys;
 pub mod party;
+pub mod receipt;
 pub mod replay;
 pub mod templates;
 pub mod timestamp;
@@ -34,6 +35,7 @@ pub use keys::{
     VerifyingKey, fingerprint,
 };
 pub use party::PartyCode;
+pub use receipt::{Receipt, Verdict, envelope_digest};
 pub use replay::{InMemorySeenIds, SeenIds};
 pub use templates::{Part, TemplateRef};
 pub use timestamp::UnixMillis;
