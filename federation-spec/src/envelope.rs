@@ -119,11 +119,24 @@ pub fn seal(
     recipient: &EncryptionPublicKey,
 ) -> Result<Vec<u8>, SealError> {
     let ikm_e = random_ikm()?;
-    seal_with_ikm(draft, body, signer, recipient, &ikm_e, None)
+    seal_with_ikm(draft, body, signer, recipient, &ikm_e, &DangerTamper::default())
+}
+
+/// Deliberate deviations from a correct seal, for building rejection test
+/// vectors. Every field defaults to "no deviation".
+#[doc(hidden)]
+#[derive(Default)]
+pub struct DangerTamper<'a> {
+    /// Changes the signed header before it is signed.
+    pub before_signing: Option<&'a dyn Fn(&mut SignedHeader)>,
+    /// Changes the signed header or signature after signing.
+    pub after_signing: Option<&'a dyn Fn(&mut SignedHeader, &mut [u8; 64])>,
+    /// Skips template validation of the body.
+    pub skip_body_validation: bool,
 }
 
 /// Seals with a caller-chosen HPKE ephemeral input keying material and,
-/// optionally, a replacement signature.
+/// optionally, deliberate defects.
 ///
 /// **Danger**: reusing `ikm_e` for two messages reuses the AEAD key and
 /// destroys confidentiality. This exists only so the test-vector generator
@@ -136,7 +149,7 @@ pub fn danger_seal_with_ikm(
     signer: &SigningKey,
     recipient: &EncryptionPublicKey,
     ikm_e: &[u8; 32],
-    tamper: Option<&dyn Fn(&mut SignedHeader, &mut [u8; 64])>,
+    tamper: &DangerTamper<'_>,
 ) -> Result<Vec<u8>, SealError> {
     seal_with_ikm(draft, body, signer, recipient, ikm_e, tamper)
 }
@@ -147,7 +160,7 @@ fn seal_with_ikm(
     signer: &SigningKey,
     recipient: &EncryptionPublicKey,
     ikm_e: &[u8; 32],
-    tamper: Option<&dyn Fn(&mut SignedHeader, &mut [u8; 64])>,
+    tamper: &DangerTamper<'_>,
 ) -> Result<Vec<u8>, SealError> {
     if body.len() > MAX_BODY {
         return Err(SealError::TooLarge {
@@ -159,8 +172,10 @@ fn seal_with_ikm(
     if let Some(t) = &draft.template {
         t.check().map_err(SealError::InvalidDraft)?;
     }
-    templates::validate_body(draft.template.as_ref(), &draft.content_type, body)
-        .map_err(SealError::InvalidBody)?;
+    if !tamper.skip_body_validation {
+        templates::validate_body(draft.template.as_ref(), &draft.content_type, body)
+            .map_err(SealError::InvalidBody)?;
+    }
 
     let routing = RoutingHeader {
         message_id: draft.message_id,
@@ -181,10 +196,13 @@ fn seal_with_ikm(
         body_len: body.len() as u64,
         body_sha256: sha256(body),
     };
+    if let Some(before) = tamper.before_signing {
+        before(&mut signed);
+    }
     let mut signed_bytes = signed.to_bytes();
     let mut signature = signer.sign(domain::MESSAGE_SIGNATURE, &signed_bytes);
-    if let Some(tamper) = tamper {
-        tamper(&mut signed, &mut signature);
+    if let Some(after) = tamper.after_signing {
+        after(&mut signed, &mut signature);
         signed_bytes = signed.to_bytes();
     }
     let routing_bytes = routing.to_bytes();

@@ -11,3 +11,7 @@
 //! and certificates in `gsp-certs`.
 
 pub mod cli;
+pub mod config;
+pub mod data;
+pub mod storage;
+pub mod web;

@@ -1,0 +1,9 @@
+DROP TABLE imports;
+DROP TABLE aggregation_history;
+DROP TABLE event_codes;
+DROP TABLE codes;
+DROP TABLE events;
+DROP TABLE products;
+DROP TABLE machines;
+DROP TABLE facilities;
+DROP TABLE operators;

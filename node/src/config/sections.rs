@@ -1,0 +1,92 @@
+//! The config sections. Each field's doc comment is what the example config
+//! shows, so write it for an operator.
+
+use super::settings::settings;
+use std::net::SocketAddr;
+
+settings! {
+    /// Who this node is.
+    pub struct NodeSettings {
+        /// The Party this node serves: an ISO 3166-1 alpha-3 code (e.g. KEN) or EU.
+        /// Unset until the node has an identity (`gsp certs init`).
+        party: Option<String> = None, example = "\"KEN\"";
+        /// A human name for this node, shown to officers and in logs.
+        name: String = "GSP node".to_owned();
+    }
+}
+
+settings! {
+    /// Where the data lives.
+    pub struct DatabaseSettings {
+        /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`.
+        /// Unset means an SQLite file `gsp.db` in the data directory.
+        /// Also `--database` and GSP_DATABASE_URL.
+        url: Option<String> = None, example = "\"postgres://gsp@127.0.0.1:5432/gsp\"";
+        /// Connections kept in the pool.
+        pool_size: u32 = 8;
+        /// Seconds to wait for a free pooled connection before failing a request.
+        pool_timeout_secs: u64 = 30;
+        /// SQLite only: `full` makes every commit durable against power loss;
+        /// `normal` is faster and durable against a process crash (WAL mode).
+        sqlite_synchronous: SqliteSync = SqliteSync::Full;
+        /// SQLite only: page cache per connection, in MiB.
+        sqlite_cache_mib: u32 = 64;
+        /// SQLite only: milliseconds a writer waits for a lock before failing.
+        sqlite_busy_timeout_ms: u32 = 10_000;
+    }
+}
+
+settings! {
+    /// The local HTTP API.
+    pub struct ApiSettings {
+        /// Address of the local API listener. Keep it on 127.0.0.1 unless a
+        /// reverse proxy with authentication sits in front of it.
+        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8480));
+        /// Largest request body accepted, in bytes.
+        max_body_bytes: usize = 16 * 1024 * 1024;
+        /// Worker threads serving HTTP (0 = one per CPU core).
+        workers: usize = 0;
+    }
+}
+
+settings! {
+    /// Logging.
+    pub struct LogSettings {
+        /// `human` for terminals, `json` for log collectors. Also `--log-format`.
+        format: LogFormat = LogFormat::Human;
+        /// Filter in tracing's syntax, e.g. `info` or `gsp_node=debug,info`.
+        /// The RUST_LOG variable wins over this when it is set.
+        level: String = "info".to_owned();
+    }
+}
+
+settings! {
+    /// Data import.
+    pub struct ImportSettings {
+        /// Codes written per database statement during import.
+        batch_size: usize = 4096;
+        /// How many recently seen codes the importer remembers to resolve parents
+        /// without a database lookup (memory: about 100 bytes each).
+        code_cache: usize = 262_144;
+    }
+}
+
+/// SQLite's `synchronous` pragma, restricted to the two sane values in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// Durable against power loss: fsync at every commit.
+    Full,
+    /// Durable against a process crash; the last commits may be lost on power loss.
+    Normal,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}

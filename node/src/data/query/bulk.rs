@@ -1,0 +1,117 @@
+//! Bulk lookup: many codes in one call, answering per code the Art. 8.4.1
+//! items a `uid-verification` request asks for — (a) date and location of
+//! manufacture, (b) facility, (c) machine, (d) shift or time, (f) intended
+//! market, (g) product description — or "unknown" / "deactivated".
+//!
+//! Codes are looked up in chunks with one indexed query each; the few events,
+//! products, facilities and machines they point to are loaded once and shared.
+
+use super::lookup::{FacilityInfo, MachineInfo, MasterCache, ProductInfo, events_by_id};
+use crate::data::epcis::format_time;
+use crate::data::model::{CodeStatus, Level};
+use crate::storage::DbConnection;
+use crate::storage::schema::codes;
+use diesel::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Codes per database round trip.
+const CHUNK: usize = 8192;
+
+/// The answer for one code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CodeVerdict {
+    /// The code as asked.
+    pub code: String,
+    /// `known`, `deactivated` or `unknown`.
+    pub status: VerdictStatus,
+    /// Packaging level, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// Art. 8.4.1 items for a known code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<Manufacture>,
+}
+
+/// Status of a code in a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictStatus {
+    /// Known and active.
+    Known,
+    /// Known and deactivated.
+    Deactivated,
+    /// Not in this node's data.
+    Unknown,
+}
+
+/// Art. 8.4.1 (a)–(d), (f), (g) for one code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Manufacture {
+    /// (a) date of manufacture (the application event's time, RFC 3339).
+    pub manufactured_at: Option<String>,
+    /// (a), (b) manufacturing facility with its location.
+    pub facility: Option<FacilityInfo>,
+    /// (c) machine.
+    pub machine: Option<MachineInfo>,
+    /// (d) production shift.
+    pub shift: Option<String>,
+    /// (f), (g) product with its intended market and description.
+    pub product: Option<ProductInfo>,
+}
+
+/// Looks up every code in `codes_asked`; answers in the same order.
+pub fn bulk_lookup(conn: &mut DbConnection, codes_asked: &[String]) -> QueryResult<Vec<CodeVerdict>> {
+    let mut master = MasterCache::default();
+    let mut manufacture_of: HashMap<(Option<i64>, Option<i64>), Manufacture> = HashMap::new();
+    let mut events: HashMap<i64, super::EventRow> = HashMap::new();
+    let mut out = Vec::with_capacity(codes_asked.len());
+    for chunk in codes_asked.chunks(CHUNK) {
+        type Row = (String, i16, i16, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = codes::table
+            .filter(codes::code.eq_any(chunk))
+            .select((codes::code, codes::level, codes::status, codes::product_id, codes::applied_by))
+            .load(conn)?;
+        let found: HashMap<String, (i16, i16, Option<i64>, Option<i64>)> =
+            rows.into_iter().map(|(c, l, s, p, a)| (c, (l, s, p, a))).collect();
+
+        let mut missing_events: Vec<i64> = found.values().filter_map(|r| r.3).filter(|e| !events.contains_key(e)).collect();
+        missing_events.sort_unstable();
+        missing_events.dedup();
+        events.extend(events_by_id(conn, &missing_events)?.into_iter().map(|e| (e.id, e)));
+
+        for code in chunk {
+            let Some(&(level, status, product, applied_by)) = found.get(code) else {
+                out.push(CodeVerdict {
+                    code: code.clone(),
+                    status: VerdictStatus::Unknown,
+                    level: None,
+                    record: None,
+                });
+                continue;
+            };
+            let key = (applied_by, product);
+            if !manufacture_of.contains_key(&key) {
+                let event = applied_by.and_then(|id| events.get(&id));
+                let shift = event
+                    .and_then(|e| e.doc().get("gsp:shift").and_then(|s| s.as_str()).map(str::to_owned));
+                let m = Manufacture {
+                    manufactured_at: event.map(|e| format_time(e.event_time, &e.tz_offset)),
+                    facility: master.facility(conn, event.and_then(|e| e.facility_id))?,
+                    machine: master.machine(conn, event.and_then(|e| e.machine_id))?,
+                    shift,
+                    product: master.product(conn, product)?,
+                };
+                manufacture_of.insert(key, m);
+            }
+            let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
+            out.push(CodeVerdict {
+                code: code.clone(),
+                status: if deactivated { VerdictStatus::Deactivated } else { VerdictStatus::Known },
+                level: Level::from_i16(level),
+                record: manufacture_of.get(&key).cloned(),
+            });
+        }
+    }
+    Ok(out)
+}

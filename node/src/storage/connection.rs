@@ -1,0 +1,106 @@
+//! The connection type that is either SQLite or PostgreSQL, and the pool's
+//! connection manager that opens it with the right settings.
+
+use super::{DatabaseUrl, StorageError};
+use crate::config::{DatabaseSettings, SqliteSync};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+/// A connection to either backend. Query-builder code written once works on
+/// both; backend-specific fast paths match on the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL.
+    Postgresql(PgConnection),
+    /// SQLite (kept last: SQLite accepts any string as a path).
+    Sqlite(SqliteConnection),
+}
+
+/// Opens connections for the pool and applies per-connection settings
+/// (SQLite pragmas: WAL, synchronous, busy timeout, cache).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+    settings: DatabaseSettings,
+}
+
+/// Why a connection could not be opened (r2d2 wants an error type of its own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+impl From<ConnectError> for StorageError {
+    fn from(e: ConnectError) -> Self {
+        StorageError::Connect {
+            url: String::new(),
+            message: e.0,
+        }
+    }
+}
+
+impl Manager {
+    /// A manager for `url`; creates the SQLite file's folder if needed.
+    pub fn new(url: DatabaseUrl, settings: DatabaseSettings) -> Result<Manager, StorageError> {
+        if let DatabaseUrl::Sqlite(path) = &url
+            && let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Connect {
+                url: url.redacted(),
+                message: format!("cannot create folder {}: {e}", dir.display()),
+            })?;
+        }
+        Ok(Manager { url, settings })
+    }
+
+    fn sqlite_pragmas(&self) -> String {
+        let sync = match self.settings.sqlite_synchronous {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        };
+        format!(
+            "PRAGMA busy_timeout = {busy};\n\
+             PRAGMA journal_mode = WAL;\n\
+             PRAGMA synchronous = {sync};\n\
+             PRAGMA foreign_keys = ON;\n\
+             PRAGMA temp_store = MEMORY;\n\
+             PRAGMA cache_size = -{cache_kib};\n\
+             PRAGMA mmap_size = 1073741824;",
+            busy = self.settings.sqlite_busy_timeout_ms,
+            cache_kib = u64::from(self.settings.sqlite_cache_mib) * 1024,
+        )
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        let redacted = self.url.redacted();
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgresql)
+                .map_err(|e| ConnectError(format!("{redacted}: {e}"))),
+            DatabaseUrl::Sqlite(path) => {
+                let path_str = path.to_str().ok_or_else(|| {
+                    ConnectError(format!("{}: the path is not valid UTF-8", path.display()))
+                })?;
+                let mut conn = SqliteConnection::establish(path_str)
+                    .map_err(|e| ConnectError(format!("{redacted}: {e}")))?;
+                conn.batch_execute(&self.sqlite_pragmas())
+                    .map_err(|e| ConnectError(format!("{redacted}: setting pragmas: {e}")))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}

@@ -1,0 +1,152 @@
+//! Storage: diesel over SQLite (embedded default) and PostgreSQL (production),
+//! one schema and one codebase for both.
+//!
+//! The backend is chosen from the database URL. Connections come from an r2d2
+//! pool; blocking diesel work runs on tokio's blocking threads through
+//! [`Database::run`], never on the async executor. Migrations are embedded per
+//! backend and applied when the database is opened.
+//!
+//! Not for: queries about tracking-and-tracing data (those are in `data`).
+
+mod backend_macro;
+mod connection;
+pub mod migrations;
+pub mod schema;
+pub mod testing;
+mod tx;
+mod url;
+
+pub use connection::{DbConnection, Manager};
+pub use tx::write_transaction;
+pub use url::DatabaseUrl;
+
+use crate::config::DatabaseSettings;
+use std::time::Duration;
+
+/// Which database engine a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (one file under the data directory).
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The URL names no supported backend or is malformed.
+    #[error("database URL {url:?}: {message}")]
+    Url {
+        /// The URL (password removed).
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No connection could be made or taken from the pool.
+    #[error("cannot connect to the database at {url}: {message}")]
+    Connect {
+        /// The URL (password removed).
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// Applying or reverting migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A blocking task panicked or was cancelled.
+    #[error("database task did not complete: {0}")]
+    Task(String),
+}
+
+/// A pooled connection.
+pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// An open database: a connection pool plus what kind of database it is.
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<Manager>,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.url.redacted())
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the database, applies pending migrations and
+    /// returns a pool over it.
+    pub fn open(url: &DatabaseUrl, settings: &DatabaseSettings) -> Result<Database, StorageError> {
+        let manager = Manager::new(url.clone(), settings.clone())?;
+        // Migrate on one dedicated connection first, so a schema problem is
+        // reported once and clearly rather than as a pool timeout.
+        {
+            let mut conn = r2d2::ManageConnection::connect(&manager)?;
+            migrations::run_pending(&mut conn)?;
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(settings.pool_timeout_secs.max(1)))
+            .build(manager)
+            .map_err(|e| StorageError::Connect {
+                url: url.redacted(),
+                message: e.to_string(),
+            })?;
+        Ok(Database {
+            pool,
+            url: url.clone(),
+        })
+    }
+
+    /// The backend this database runs on.
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Takes a connection from the pool (blocking).
+    pub fn conn(&self) -> Result<PooledConnection, StorageError> {
+        self.pool.get().map_err(|e| StorageError::Connect {
+            url: self.url.redacted(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Runs blocking database work on tokio's blocking thread pool with a
+    /// pooled connection, so the async executor never waits on the database.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+    }
+}

@@ -1,0 +1,139 @@
+//! The database schema as diesel sees it, shared by both backends.
+//!
+//! Written to match `node/migrations/{sqlite,postgres}`; the test
+//! `storage::migrations::tests::schema_rs_matches_the_migrated_database` fails
+//! when a migration and this file disagree.
+#![allow(missing_docs)]
+
+diesel::table! {
+    operators (id) {
+        id -> BigInt,
+        ext_id -> Text,
+        name -> Text,
+        country -> Nullable<Text>,
+        address -> Nullable<Text>,
+        roles -> Nullable<Text>,
+        licence -> Nullable<Text>,
+        tax_id -> Nullable<Text>,
+        extra -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    facilities (id) {
+        id -> BigInt,
+        ext_id -> Text,
+        operator_id -> Nullable<BigInt>,
+        name -> Text,
+        kind -> Nullable<Text>,
+        country -> Nullable<Text>,
+        address -> Nullable<Text>,
+        extra -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    machines (id) {
+        id -> BigInt,
+        ext_id -> Text,
+        facility_id -> Nullable<BigInt>,
+        model -> Nullable<Text>,
+        capacity_per_min -> Nullable<BigInt>,
+        extra -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> BigInt,
+        ext_id -> Text,
+        operator_id -> Nullable<BigInt>,
+        description -> Text,
+        brand -> Nullable<Text>,
+        gtin -> Nullable<Text>,
+        intended_market -> Nullable<Text>,
+        category -> Nullable<Text>,
+        extra -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        event_key -> Text,
+        kind -> SmallInt,
+        epcis_type -> SmallInt,
+        action -> Nullable<SmallInt>,
+        event_time -> BigInt,
+        tz_offset -> Text,
+        biz_step -> Nullable<Text>,
+        disposition -> Nullable<Text>,
+        read_point -> Nullable<Text>,
+        biz_location -> Nullable<Text>,
+        facility_id -> Nullable<BigInt>,
+        machine_id -> Nullable<BigInt>,
+        parent_code_id -> Nullable<BigInt>,
+        product_id -> Nullable<BigInt>,
+        doc -> Text,
+    }
+}
+
+diesel::table! {
+    codes (id) {
+        id -> BigInt,
+        product_id -> Nullable<BigInt>,
+        applied_by -> Nullable<BigInt>,
+        parent_id -> Nullable<BigInt>,
+        aggregated_by -> Nullable<BigInt>,
+        level -> SmallInt,
+        status -> SmallInt,
+        code -> Text,
+    }
+}
+
+diesel::table! {
+    event_codes (code_id, event_id, role) {
+        code_id -> BigInt,
+        event_id -> BigInt,
+        role -> SmallInt,
+    }
+}
+
+diesel::table! {
+    aggregation_history (child_id, ended_by) {
+        child_id -> BigInt,
+        ended_by -> BigInt,
+        parent_id -> BigInt,
+        aggregated_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    imports (id) {
+        id -> BigInt,
+        sha256 -> Text,
+        file_name -> Text,
+        format -> Text,
+        imported_at -> BigInt,
+        codes -> BigInt,
+        events -> BigInt,
+        records -> BigInt,
+    }
+}
+
+diesel::joinable!(facilities -> operators (operator_id));
+diesel::joinable!(machines -> facilities (facility_id));
+diesel::joinable!(products -> operators (operator_id));
+diesel::joinable!(codes -> products (product_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    operators,
+    facilities,
+    machines,
+    products,
+    events,
+    codes,
+    event_codes,
+    aggregation_history,
+    imports,
+);

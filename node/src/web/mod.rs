@@ -1,0 +1,64 @@
+//! The node's local HTTP API (officers' web application and scripts), served
+//! by `gsp serve` on `[api] listen`, 127.0.0.1 by default.
+//!
+//! One file per endpoint group; errors are JSON with a stable code and a
+//! sentence (`error.rs`). Database work runs off the async executor through
+//! `Database::run`. Not for: federation traffic between nodes, which has its
+//! own mutually authenticated listener.
+
+pub mod codes;
+pub mod error;
+pub mod events;
+pub mod health;
+
+use crate::config::Config;
+use crate::storage::Database;
+use actix_web::{App, HttpServer, web};
+use std::sync::Arc;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node's database.
+    pub db: Database,
+    /// The node's configuration.
+    pub config: Arc<Config>,
+}
+
+/// Registers the API's routes and body limits on an actix `App`.
+pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
+    let limit = state.config.api.max_body_bytes;
+    cfg.app_data(web::Data::new(state))
+        .app_data(web::JsonConfig::default().limit(limit).error_handler(error::json_error_handler))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+        .service(health::health)
+        .service(codes::get_code)
+        .service(codes::lookup)
+        .service(events::get_events);
+}
+
+/// Binds the local API and returns the running server (await it to serve).
+pub fn bind(state: AppState) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    let listen = state.config.api.listen;
+    let workers = state.config.api.workers;
+    let mut server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("gsp::api"))
+            .configure(move |cfg| configure(cfg, state))
+    });
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    let server = server.bind(listen)?;
+    let addr = server.addrs().first().copied().unwrap_or(listen);
+    Ok((server.run(), addr))
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
