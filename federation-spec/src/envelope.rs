@@ -119,7 +119,14 @@ pub fn seal(
     recipient: &EncryptionPublicKey,
 ) -> Result<Vec<u8>, SealError> {
     let ikm_e = random_ikm()?;
-    seal_with_ikm(draft, body, signer, recipient, &ikm_e, &DangerTamper::default())
+    seal_with_ikm(
+        draft,
+        body,
+        signer,
+        recipient,
+        &ikm_e,
+        &DangerTamper::default(),
+    )
 }
 
 /// Deliberate deviations from a correct seal, for building rejection test
