@@ -16,6 +16,8 @@
 pub mod encoding;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 pub mod keys;
 pub mod party;
