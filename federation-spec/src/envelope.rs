@@ -53,6 +53,9 @@ pub const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Largest envelope: the largest body plus 4 KiB for headers and framing.
 /// Receivers may set a lower limit ([`OpenContext::max_envelope`]).
 pub const MAX_ENVELOPE: usize = MAX_BODY + 4096;
+/// The largest clock skew allowance `open` applies (SPEC.md §7.1): a larger
+/// value in [`OpenContext::skew`] is reduced to this.
+pub const MAX_SKEW: Duration = Duration::from_secs(3600);
 /// Byte offset of the routing header.
 const HEADER_OFFSET: usize = 8;
 
@@ -370,6 +373,7 @@ impl SenderKeys for BTreeMap<PartyCode, Vec<SenderKey>> {
 }
 
 /// What `open` needs to know about us, the sender and the clock.
+#[derive(Clone, Copy)]
 pub struct OpenContext<'a> {
     /// Our Party code.
     pub us: PartyCode,
@@ -416,6 +420,10 @@ impl OpenedMessage {
 /// Opens an envelope: every check of SPEC.md §7.1, in order, stopping at the
 /// first failure. Never panics, whatever the bytes.
 pub fn open(envelope: &[u8], ctx: &OpenContext<'_>) -> Result<OpenedMessage, OpenError> {
+    let ctx = &OpenContext {
+        skew: ctx.skew.min(MAX_SKEW),
+        ..*ctx
+    };
     // 1-3: size, version, header.
     let parsed = parse(envelope, ctx.max_envelope)?;
     let routing = parsed.routing;
