@@ -13,6 +13,7 @@
 //! - recipient: [`open`] with an [`OpenContext`], then
 //!   [`Receipt::accepted`] or [`Receipt::rejected`] over the envelope bytes.
 
+mod aead_ring;
 pub mod encoding;
 pub mod envelope;
 pub mod error;
