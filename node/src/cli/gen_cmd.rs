@@ -31,17 +31,24 @@ impl GenArgs {
     /// Runs the command.
     pub fn run(&self) -> anyhow::Result<()> {
         if !is_party_code(&self.party) {
-            anyhow::bail!("--party {:?}: use an ISO 3166-1 alpha-3 code such as KEN, or EU", self.party);
+            anyhow::bail!(
+                "--party {:?}: use an ISO 3166-1 alpha-3 code such as KEN, or EU",
+                self.party
+            );
         }
         let format = match self.format {
             Some(f) => f,
             None => match self.out.extension().and_then(|e| e.to_str()) {
                 Some("json" | "jsonld") => GenFormat::EpcisJson,
                 Some("csv") | None => GenFormat::Csv,
-                Some(other) => anyhow::bail!("--out {}: cannot tell the layout from .{other}; give --format", self.out.display()),
+                Some(other) => anyhow::bail!(
+                    "--out {}: cannot tell the layout from .{other}; give --format",
+                    self.out.display()
+                ),
             },
         };
-        let file = std::fs::File::create(&self.out).with_context(|| format!("creating {}", self.out.display()))?;
+        let file = std::fs::File::create(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let started = std::time::Instant::now();
         let summary = generate(

@@ -37,7 +37,10 @@ impl ImportArgs {
             if self.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else if report.already_imported {
-                println!("{}: already imported (same SHA-256), nothing to do", file.display());
+                println!(
+                    "{}: already imported (same SHA-256), nothing to do",
+                    file.display()
+                );
             } else {
                 let s = &report.stats;
                 println!(

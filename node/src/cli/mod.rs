@@ -27,7 +27,13 @@ use std::sync::Arc;
 #[command(name = "gsp", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Folder holding this node's database, config and keys.
-    #[arg(long, global = true, env = "GSP_DATA_DIR", default_value = "./gsp-data", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "GSP_DATA_DIR",
+        default_value = "./gsp-data",
+        value_name = "DIR"
+    )]
     pub data_dir: PathBuf,
 
     /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
@@ -114,7 +120,9 @@ fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),

@@ -38,16 +38,31 @@ fn render(t: &Trace) -> String {
     if let Some(m) = &t.art_8_4_1.manufacture {
         if let Some(p) = &m.product {
             let _ = writeln!(s, "  (g) product:          {} [{}]", p.description, p.id);
-            let _ = writeln!(s, "  (f) intended market:  {}", p.intended_market.as_deref().unwrap_or("-"));
+            let _ = writeln!(
+                s,
+                "  (f) intended market:  {}",
+                p.intended_market.as_deref().unwrap_or("-")
+            );
         }
         if let Some(at) = &m.manufactured_at {
             let _ = writeln!(s, "  (a) manufactured:     {at}");
         }
         if let Some(f) = &m.facility {
-            let _ = writeln!(s, "  (b) facility:         {} [{}], {}", f.name, f.id, f.address.as_deref().unwrap_or("-"));
+            let _ = writeln!(
+                s,
+                "  (b) facility:         {} [{}], {}",
+                f.name,
+                f.id,
+                f.address.as_deref().unwrap_or("-")
+            );
         }
         if let Some(mc) = &m.machine {
-            let _ = writeln!(s, "  (c) machine:          {} {}", mc.id, mc.model.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                s,
+                "  (c) machine:          {} {}",
+                mc.id,
+                mc.model.as_deref().unwrap_or("")
+            );
         }
         if let Some(sh) = &m.shift {
             let _ = writeln!(s, "  (d) shift:            {sh}");
@@ -57,7 +72,11 @@ fn render(t: &Trace) -> String {
         let _ = writeln!(s, "  (e) first customer:   {fc}");
     }
     if !t.art_8_4_1.i_subsequent_purchasers.is_empty() {
-        let _ = writeln!(s, "  (i) later purchasers: {}", t.art_8_4_1.i_subsequent_purchasers.join(", "));
+        let _ = writeln!(
+            s,
+            "  (i) later purchasers: {}",
+            t.art_8_4_1.i_subsequent_purchasers.join(", ")
+        );
     }
     for j in &t.art_8_4_1.j_shipments {
         let _ = writeln!(s, "  (j) shipment:         {j}");
@@ -65,7 +84,13 @@ fn render(t: &Trace) -> String {
     if !t.parents.is_empty() {
         let _ = writeln!(s, "  in:");
         for p in &t.parents {
-            let _ = writeln!(s, "    {} {} since {}", p.level, p.code, p.since.as_deref().unwrap_or("?"));
+            let _ = writeln!(
+                s,
+                "    {} {} since {}",
+                p.level,
+                p.code,
+                p.since.as_deref().unwrap_or("?")
+            );
         }
     }
     if t.children.count > 0 {
@@ -79,8 +104,15 @@ fn render(t: &Trace) -> String {
             h.time,
             h.eu_code.unwrap_or("-"),
             h.kind.as_str(),
-            h.facility.as_ref().map(|f| f.name.as_str()).or(h.biz_location.as_deref()).unwrap_or(""),
-            h.via.as_ref().map(|v| format!(" (via {v})")).unwrap_or_default()
+            h.facility
+                .as_ref()
+                .map(|f| f.name.as_str())
+                .or(h.biz_location.as_deref())
+                .unwrap_or(""),
+            h.via
+                .as_ref()
+                .map(|v| format!(" (via {v})"))
+                .unwrap_or_default()
         );
     }
     s

@@ -8,8 +8,8 @@
 //!
 //! Not for: secrets. Keys live in their own 0600 files (see `gsp-certs`).
 
-pub(crate) mod settings;
 mod sections;
+pub(crate) mod settings;
 
 pub use sections::*;
 pub use settings::FieldDoc;
@@ -156,9 +156,7 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 key: "node.party",
-                message: format!(
-                    "{party:?} is not an ISO 3166-1 alpha-3 code (e.g. KEN) or EU"
-                ),
+                message: format!("{party:?} is not an ISO 3166-1 alpha-3 code (e.g. KEN) or EU"),
             });
         }
         if self.database.pool_size == 0 {
@@ -211,7 +209,12 @@ impl Config {
                         let _ = writeln!(out, "{} = {}", field.name, value);
                     }
                     None => {
-                        let _ = writeln!(out, "# {} = {}", field.name, field.example.unwrap_or("\"\""));
+                        let _ = writeln!(
+                            out,
+                            "# {} = {}",
+                            field.name,
+                            field.example.unwrap_or("\"\"")
+                        );
                     }
                 }
             }
@@ -267,7 +270,10 @@ mod tests {
                 ("GSP_LOG_FORMAT", "json"),
             ]))
             .unwrap();
-        assert_eq!(config.database.url.as_deref(), Some("postgres://x@127.0.0.1/db"));
+        assert_eq!(
+            config.database.url.as_deref(),
+            Some("postgres://x@127.0.0.1/db")
+        );
         assert_eq!(config.database.pool_size, 3);
         assert_eq!(config.api.listen.port(), 9999);
         assert_eq!(config.node.name, "Kenya Revenue Authority");
@@ -287,7 +293,10 @@ mod tests {
     fn unknown_keys_and_bad_values_in_the_file_are_located() {
         let err = Config::parse("[database]\npool_sise = 4\n", Path::new("gsp.toml")).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("gsp.toml") && text.contains("pool_sise"), "{text}");
+        assert!(
+            text.contains("gsp.toml") && text.contains("pool_sise"),
+            "{text}"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gsp.toml");
@@ -300,7 +309,10 @@ mod tests {
     fn a_missing_default_file_means_defaults_but_a_missing_given_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("absent.toml");
-        assert_eq!(Config::load(&file, false, &env_of(&[])).unwrap(), Config::default());
+        assert_eq!(
+            Config::load(&file, false, &env_of(&[])).unwrap(),
+            Config::default()
+        );
         assert!(Config::load(&file, true, &env_of(&[])).is_err());
     }
 

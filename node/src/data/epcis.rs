@@ -63,7 +63,9 @@ pub fn is_uri(s: &str) -> bool {
         && !s.contains(char::is_whitespace)
         && scheme.len() >= 2
         && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// Writes a GSP identifier as a URI: URIs stay as they are, anything else gets
@@ -122,7 +124,12 @@ pub fn gtin_of(code: &str) -> Option<String> {
         let mut parts = rest.split('.');
         let company = parts.next()?;
         let item = parts.next()?;
-        if company.len() + item.len() != 13 || !company.bytes().chain(item.bytes()).all(|b| b.is_ascii_digit()) {
+        if company.len() + item.len() != 13
+            || !company
+                .bytes()
+                .chain(item.bytes())
+                .all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let (indicator, item_ref) = item.split_at(1);
@@ -134,7 +141,9 @@ pub fn gtin_of(code: &str) -> Option<String> {
         while let Some(seg) = segments.next() {
             if seg == "01" {
                 let gtin = segments.next()?;
-                if gtin.bytes().all(|b| b.is_ascii_digit()) && matches!(gtin.len(), 8 | 12 | 13 | 14) {
+                if gtin.bytes().all(|b| b.is_ascii_digit())
+                    && matches!(gtin.len(), 8 | 12 | 13 | 14)
+                {
                     return Some(format!("{gtin:0>14}"));
                 }
                 return None;
@@ -158,8 +167,10 @@ pub fn gs1_check_digit(digits: &str) -> u32 {
 /// Parses an EPCIS time (RFC 3339 / xsd:dateTime with a zone) to Unix
 /// milliseconds and the offset it was written in.
 pub fn parse_time(s: &str) -> Result<(i64, String), String> {
-    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?} is not an RFC 3339 date-time with a time zone: {e}"))?;
-    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("{s:?} is out of range"))?;
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 date-time with a time zone: {e}"))?;
+    let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| format!("{s:?} is out of range"))?;
     Ok((ms, format_offset(t.offset().whole_seconds())))
 }
 
@@ -175,7 +186,11 @@ pub fn parse_offset(s: &str) -> Result<i32, String> {
     if h > 14 || m > 59 {
         return Err(bad());
     }
-    Ok(if b[0] == b'-' { -(h * 3600 + m * 60) } else { h * 3600 + m * 60 })
+    Ok(if b[0] == b'-' {
+        -(h * 3600 + m * 60)
+    } else {
+        h * 3600 + m * 60
+    })
 }
 
 fn format_offset(secs: i32) -> String {
@@ -248,7 +263,9 @@ impl DocContext {
         if let Some(v) = terms.get(GSP_PREFIX)
             && v.as_str() != Some(GSP_NS)
         {
-            return Err(format!("the prefix \"gsp\" is reserved for {GSP_NS}; this document binds it to {v}"));
+            return Err(format!(
+                "the prefix \"gsp\" is reserved for {GSP_NS}; this document binds it to {v}"
+            ));
         }
         Ok(DocContext { terms })
     }
@@ -295,12 +312,20 @@ pub struct FieldError {
 
 fn field_err(base: &str, field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
-        pointer: if field.is_empty() { base.to_owned() } else { format!("{base}/{field}") },
+        pointer: if field.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}/{field}")
+        },
         message: message.into(),
     }
 }
 
-fn take_str(obj: &mut Map<String, Value>, ptr: &str, field: &str) -> Result<Option<String>, FieldError> {
+fn take_str(
+    obj: &mut Map<String, Value>,
+    ptr: &str,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
     match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -308,13 +333,23 @@ fn take_str(obj: &mut Map<String, Value>, ptr: &str, field: &str) -> Result<Opti
     }
 }
 
-fn take_id_object(obj: &mut Map<String, Value>, ptr: &str, field: &str) -> Result<Option<String>, FieldError> {
+fn take_id_object(
+    obj: &mut Map<String, Value>,
+    ptr: &str,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
     match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => {
             let id = match m.get("id") {
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                _ => return Err(field_err(ptr, &format!("{field}/id"), "must be a non-empty string")),
+                _ => {
+                    return Err(field_err(
+                        ptr,
+                        &format!("{field}/id"),
+                        "must be a non-empty string",
+                    ));
+                }
             };
             if m.len() > 1 {
                 // Extension fields inside readPoint/bizLocation: keep the whole
@@ -343,9 +378,19 @@ fn take_codes(
                         out.push((role, uri_to_id(IdKind::Code, &s)));
                     }
                     Value::String(_) => {
-                        return Err(field_err(ptr, &format!("{field}/{i}"), format!("must be 1 to {MAX_CODE_LEN} characters")));
+                        return Err(field_err(
+                            ptr,
+                            &format!("{field}/{i}"),
+                            format!("must be 1 to {MAX_CODE_LEN} characters"),
+                        ));
                     }
-                    _ => return Err(field_err(ptr, &format!("{field}/{i}"), "must be a string (an EPC URI)")),
+                    _ => {
+                        return Err(field_err(
+                            ptr,
+                            &format!("{field}/{i}"),
+                            "must be a string (an EPC URI)",
+                        ));
+                    }
                 }
             }
             Ok(())
@@ -355,12 +400,17 @@ fn take_codes(
 }
 
 /// Turns one EPCIS 2.0 JSON event (at JSON pointer `ptr`) into an event record.
-pub fn event_from_json(value: Value, ptr: &str, ctx: &DocContext) -> Result<EventRecord, FieldError> {
+pub fn event_from_json(
+    value: Value,
+    ptr: &str,
+    ctx: &DocContext,
+) -> Result<EventRecord, FieldError> {
     let Value::Object(mut obj) = value else {
         return Err(field_err(ptr, "", "an event must be a JSON object"));
     };
     let original_for_hash = Value::Object(obj.clone());
-    let type_name = take_str(&mut obj, ptr, "type")?.ok_or_else(|| field_err(ptr, "type", "is required"))?;
+    let type_name =
+        take_str(&mut obj, ptr, "type")?.ok_or_else(|| field_err(ptr, "type", "is required"))?;
     let epcis_type = EpcisType::parse(&type_name).filter(|t| t.as_str() == type_name).ok_or_else(|| {
         field_err(
             ptr,
@@ -368,8 +418,10 @@ pub fn event_from_json(value: Value, ptr: &str, ctx: &DocContext) -> Result<Even
             format!("{type_name:?} is not an EPCIS 2.0 event type (ObjectEvent, AggregationEvent, TransactionEvent, TransformationEvent, AssociationEvent)"),
         )
     })?;
-    let time_text = take_str(&mut obj, ptr, "eventTime")?.ok_or_else(|| field_err(ptr, "eventTime", "is required"))?;
-    let (time_ms, written_offset) = parse_time(&time_text).map_err(|m| field_err(ptr, "eventTime", m))?;
+    let time_text = take_str(&mut obj, ptr, "eventTime")?
+        .ok_or_else(|| field_err(ptr, "eventTime", "is required"))?;
+    let (time_ms, written_offset) =
+        parse_time(&time_text).map_err(|m| field_err(ptr, "eventTime", m))?;
     let tz_offset = match take_str(&mut obj, ptr, "eventTimeZoneOffset")? {
         Some(tz) => {
             parse_offset(&tz).map_err(|m| field_err(ptr, "eventTimeZoneOffset", m))?;
@@ -378,11 +430,25 @@ pub fn event_from_json(value: Value, ptr: &str, ctx: &DocContext) -> Result<Even
         None => written_offset,
     };
     let action = match take_str(&mut obj, ptr, "action")? {
-        Some(a) => Some(Action::parse(&a).filter(|x| x.as_str() == a).ok_or_else(|| {
-            field_err(ptr, "action", format!("{a:?} is not ADD, OBSERVE or DELETE"))
-        })?),
+        Some(a) => Some(
+            Action::parse(&a)
+                .filter(|x| x.as_str() == a)
+                .ok_or_else(|| {
+                    field_err(
+                        ptr,
+                        "action",
+                        format!("{a:?} is not ADD, OBSERVE or DELETE"),
+                    )
+                })?,
+        ),
         None if epcis_type == EpcisType::Transformation => None,
-        None => return Err(field_err(ptr, "action", format!("is required for a {type_name}"))),
+        None => {
+            return Err(field_err(
+                ptr,
+                "action",
+                format!("is required for a {type_name}"),
+            ));
+        }
     };
     let event_id = take_str(&mut obj, ptr, "eventID")?;
     if let Some(id) = &event_id
@@ -391,8 +457,15 @@ pub fn event_from_json(value: Value, ptr: &str, ctx: &DocContext) -> Result<Even
         return Err(field_err(ptr, "eventID", format!("{id:?} is not a URI")));
     }
     let parent = take_str(&mut obj, ptr, "parentID")?.map(|p| uri_to_id(IdKind::Code, &p));
-    if parent.as_ref().is_some_and(|p| p.is_empty() || p.len() > MAX_CODE_LEN) {
-        return Err(field_err(ptr, "parentID", format!("must be 1 to {MAX_CODE_LEN} characters")));
+    if parent
+        .as_ref()
+        .is_some_and(|p| p.is_empty() || p.len() > MAX_CODE_LEN)
+    {
+        return Err(field_err(
+            ptr,
+            "parentID",
+            format!("must be 1 to {MAX_CODE_LEN} characters"),
+        ));
     }
     let mut codes = Vec::new();
     take_codes(&mut obj, ptr, "epcList", Role::Epc, &mut codes)?;
@@ -406,10 +479,21 @@ pub fn event_from_json(value: Value, ptr: &str, ctx: &DocContext) -> Result<Even
     obj.remove("@context");
 
     let gsp = |field: &str| format!("{GSP_PREFIX}:{field}");
-    let machine = obj.get(&gsp("machine")).and_then(Value::as_str).map(|m| uri_to_id(IdKind::Machine, m));
-    let product = obj.get(&gsp("product")).and_then(Value::as_str).map(|p| uri_to_id(IdKind::Product, p));
+    let machine = obj
+        .get(&gsp("machine"))
+        .and_then(Value::as_str)
+        .map(|m| uri_to_id(IdKind::Machine, m));
+    let product = obj
+        .get(&gsp("product"))
+        .and_then(Value::as_str)
+        .map(|p| uri_to_id(IdKind::Product, p));
 
-    let kind = classify(epcis_type, action, biz_step.as_deref(), obj.get("bizTransactionList"));
+    let kind = classify(
+        epcis_type,
+        action,
+        biz_step.as_deref(),
+        obj.get("bizTransactionList"),
+    );
     let key = match event_id {
         Some(id) => id,
         None => content_key(&original_for_hash),
@@ -439,7 +523,12 @@ pub fn event_from_json(value: Value, ptr: &str, ctx: &DocContext) -> Result<Even
 }
 
 /// GSP's event kind for an EPCIS event (the mapping in `data/MODEL.md`).
-pub fn classify(t: EpcisType, action: Option<Action>, biz_step: Option<&str>, btl: Option<&Value>) -> EventKind {
+pub fn classify(
+    t: EpcisType,
+    action: Option<Action>,
+    biz_step: Option<&str>,
+    btl: Option<&Value>,
+) -> EventKind {
     let step = biz_step.map(cbv_word).unwrap_or("");
     match (t, action) {
         (EpcisType::Object, Some(Action::Add)) => EventKind::Application,
@@ -456,7 +545,11 @@ pub fn classify(t: EpcisType, action: Option<Action>, biz_step: Option<&str>, bt
         (EpcisType::Transaction, _) => {
             let types: Vec<&str> = btl
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|b| b.get("type").and_then(Value::as_str)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|b| b.get("type").and_then(Value::as_str))
+                        .collect()
+                })
                 .unwrap_or_default();
             if types.iter().any(|t| cbv_word(t) == "inv") {
                 EventKind::Invoice
@@ -527,7 +620,10 @@ pub mod vtype {
 /// Turns an EPCIS master-data vocabulary (`{"type", "vocabularyElementList"}`)
 /// into master-data records. Unknown vocabulary types are refused: GSP would
 /// otherwise drop them silently.
-pub fn vocabulary_to_records(vocab: &Value, ptr: &str) -> Result<Vec<(Record, String)>, FieldError> {
+pub fn vocabulary_to_records(
+    vocab: &Value,
+    ptr: &str,
+) -> Result<Vec<(Record, String)>, FieldError> {
     let vtype = vocab
         .get("type")
         .and_then(Value::as_str)
@@ -551,11 +647,13 @@ pub fn vocabulary_to_records(vocab: &Value, ptr: &str) -> Result<Vec<(Record, St
                 return Err(field_err(&eptr, "attributes", "must be an array"));
             };
             for (j, a) in list.iter().enumerate() {
-                let aid = a
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| field_err(&eptr, &format!("attributes/{j}/id"), "is required"))?;
-                attrs.insert(aid.to_owned(), a.get("attribute").cloned().unwrap_or(Value::Null));
+                let aid = a.get("id").and_then(Value::as_str).ok_or_else(|| {
+                    field_err(&eptr, &format!("attributes/{j}/id"), "is required")
+                })?;
+                attrs.insert(
+                    aid.to_owned(),
+                    a.get("attribute").cloned().unwrap_or(Value::Null),
+                );
             }
         }
         if let Some(children) = el.get("children") {
@@ -572,9 +670,14 @@ pub fn vocabulary_to_records(vocab: &Value, ptr: &str) -> Result<Vec<(Record, St
         let record = match vtype {
             vtype::BUSINESS_LOCATION | vtype::READ_POINT => Record::Facility(Facility {
                 ext_id: uri_to_id(IdKind::Facility, id),
-                operator: text(&attrs, &["gsp:operator", "operator"]).map(|o| uri_to_id(IdKind::Operator, &o)),
+                operator: text(&attrs, &["gsp:operator", "operator"])
+                    .map(|o| uri_to_id(IdKind::Operator, &o)),
                 name: text(&attrs, &["#name", ":name"]).unwrap_or_else(|| id.to_owned()),
-                kind: Some(if vtype == vtype::READ_POINT { "read point".into() } else { text(&attrs, &["gsp:kind"]).unwrap_or_else(|| "location".into()) }),
+                kind: Some(if vtype == vtype::READ_POINT {
+                    "read point".into()
+                } else {
+                    text(&attrs, &["gsp:kind"]).unwrap_or_else(|| "location".into())
+                }),
                 country: text(&attrs, &["countryCode", "gsp:country"]),
                 address: address_of(&attrs),
                 extra: Some(attrs),
@@ -582,8 +685,16 @@ pub fn vocabulary_to_records(vocab: &Value, ptr: &str) -> Result<Vec<(Record, St
             vtype::EPC_CLASS => Record::Product(Product {
                 ext_id: uri_to_id(IdKind::Product, id),
                 operator: text(&attrs, &["gsp:operator"]).map(|o| uri_to_id(IdKind::Operator, &o)),
-                description: text(&attrs, &["descriptionShort", "regulatedProductName", "tradeItemDescription", "gsp:description"])
-                    .unwrap_or_else(|| id.to_owned()),
+                description: text(
+                    &attrs,
+                    &[
+                        "descriptionShort",
+                        "regulatedProductName",
+                        "tradeItemDescription",
+                        "gsp:description",
+                    ],
+                )
+                .unwrap_or_else(|| id.to_owned()),
                 brand: text(&attrs, &["brandName", "gsp:brand"]),
                 gtin: text(&attrs, &["gsp:gtin"]).or_else(|| gtin_of(id)),
                 intended_market: text(&attrs, &["gsp:intendedMarket"]),
@@ -607,14 +718,19 @@ pub fn vocabulary_to_records(vocab: &Value, ptr: &str) -> Result<Vec<(Record, St
                 capacity_per_min: attrs
                     .iter()
                     .find(|(k, _)| k.ends_with("gsp:capacityPerMinute"))
-                    .and_then(|(_, v)| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))),
+                    .and_then(|(_, v)| {
+                        v.as_i64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    }),
                 extra: Some(attrs),
             }),
             other => {
                 return Err(field_err(
                     ptr,
                     "type",
-                    format!("master-data vocabulary {other:?} is not kept by GSP (it keeps business locations, read points, EPC classes, economic operators and machines)"),
+                    format!(
+                        "master-data vocabulary {other:?} is not kept by GSP (it keeps business locations, read points, EPC classes, economic operators and machines)"
+                    ),
                 ));
             }
         };
@@ -624,10 +740,22 @@ pub fn vocabulary_to_records(vocab: &Value, ptr: &str) -> Result<Vec<(Record, St
 }
 
 fn address_of(attrs: &Map<String, Value>) -> Option<String> {
-    let parts: Vec<&str> = ["streetAddressOne", "streetAddressTwo", "city", "state", "postalCode", "gsp:address"]
-        .iter()
-        .filter_map(|n| attrs.iter().find(|(k, _)| k.ends_with(n)).and_then(|(_, v)| v.as_str()))
-        .collect();
+    let parts: Vec<&str> = [
+        "streetAddressOne",
+        "streetAddressTwo",
+        "city",
+        "state",
+        "postalCode",
+        "gsp:address",
+    ]
+    .iter()
+    .filter_map(|n| {
+        attrs
+            .iter()
+            .find(|(k, _)| k.ends_with(n))
+            .and_then(|(_, v)| v.as_str())
+    })
+    .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
@@ -638,8 +766,14 @@ mod tests {
 
     #[test]
     fn gtins_from_sgtin_and_digital_link() {
-        assert_eq!(gtin_of("urn:epc:id:sgtin:0614141.107346.2017").as_deref(), Some("10614141073467"));
-        assert_eq!(gtin_of("https://id.gs1.org/01/09521568251204/21/10").as_deref(), Some("09521568251204"));
+        assert_eq!(
+            gtin_of("urn:epc:id:sgtin:0614141.107346.2017").as_deref(),
+            Some("10614141073467")
+        );
+        assert_eq!(
+            gtin_of("https://id.gs1.org/01/09521568251204/21/10").as_deref(),
+            Some("09521568251204")
+        );
         assert_eq!(gtin_of("KEN1ABCDEF"), None);
         assert_eq!(gtin_of("urn:epc:id:sgtin:06.1"), None);
     }
@@ -651,7 +785,10 @@ mod tests {
             assert!(is_uri(&uri), "{uri}");
             assert_eq!(uri_to_id(IdKind::Code, &uri), code);
         }
-        assert_eq!(id_to_uri(IdKind::Code, "urn:epc:id:sgtin:0614141.107346.2017"), "urn:epc:id:sgtin:0614141.107346.2017");
+        assert_eq!(
+            id_to_uri(IdKind::Code, "urn:epc:id:sgtin:0614141.107346.2017"),
+            "urn:epc:id:sgtin:0614141.107346.2017"
+        );
         // A truncated escape is kept as text, never a panic.
         assert_eq!(uri_to_id(IdKind::Code, "urn:gsp:uid:AB%4"), "AB%4");
     }
@@ -676,18 +813,40 @@ mod tests {
         let base = json!({"eventTime": "2024-01-01T00:00:00Z", "eventTimeZoneOffset": "+00:00"});
         let with = |extra: Value| {
             let mut v = base.clone();
-            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             v
         };
-        assert_eq!(ev(with(json!({"type": "ObjectEvent", "action": "ADD", "epcList": ["urn:gsp:uid:A"]}))).kind, EventKind::Application);
+        assert_eq!(
+            ev(with(
+                json!({"type": "ObjectEvent", "action": "ADD", "epcList": ["urn:gsp:uid:A"]})
+            ))
+            .kind,
+            EventKind::Application
+        );
         assert_eq!(ev(with(json!({"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "urn:epcglobal:cbv:bizstep:shipping"}))).kind, EventKind::Dispatch);
-        assert_eq!(ev(with(json!({"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "receiving"}))).kind, EventKind::Arrival);
-        assert_eq!(ev(with(json!({"type": "AggregationEvent", "action": "DELETE", "parentID": "p"}))).kind, EventKind::Disaggregation);
+        assert_eq!(
+            ev(with(
+                json!({"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "receiving"})
+            ))
+            .kind,
+            EventKind::Arrival
+        );
+        assert_eq!(
+            ev(with(
+                json!({"type": "AggregationEvent", "action": "DELETE", "parentID": "p"})
+            ))
+            .kind,
+            EventKind::Disaggregation
+        );
         assert_eq!(
             ev(with(json!({"type": "TransactionEvent", "action": "ADD", "bizTransactionList": [{"type": "inv", "bizTransaction": "urn:x:1"}]}))).kind,
             EventKind::Invoice
         );
-        let e = ev(with(json!({"type": "ObjectEvent", "action": "ADD", "epcList": ["urn:gsp:uid:KEN1%20X"]})));
+        let e = ev(with(
+            json!({"type": "ObjectEvent", "action": "ADD", "epcList": ["urn:gsp:uid:KEN1%20X"]}),
+        ));
         assert_eq!(e.codes, vec![(Role::Epc, "KEN1 X".to_owned())]);
         assert!(e.key.starts_with(HASH_KEY_PREFIX));
     }
@@ -697,13 +856,41 @@ mod tests {
         let ctx = DocContext::default();
         let cases = [
             (json!([1]), "/e", "JSON object"),
-            (json!({"type": "Thing"}), "/e/type", "not an EPCIS 2.0 event type"),
-            (json!({"type": "ObjectEvent", "action": "ADD"}), "/e/eventTime", "required"),
-            (json!({"type": "ObjectEvent", "eventTime": "yesterday", "action": "ADD"}), "/e/eventTime", "RFC 3339"),
-            (json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z"}), "/e/action", "required"),
-            (json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z", "action": "add"}), "/e/action", "ADD"),
-            (json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z", "action": "ADD", "epcList": [7]}), "/e/epcList/0", "string"),
-            (json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z", "action": "ADD", "eventID": "not a uri"}), "/e/eventID", "URI"),
+            (
+                json!({"type": "Thing"}),
+                "/e/type",
+                "not an EPCIS 2.0 event type",
+            ),
+            (
+                json!({"type": "ObjectEvent", "action": "ADD"}),
+                "/e/eventTime",
+                "required",
+            ),
+            (
+                json!({"type": "ObjectEvent", "eventTime": "yesterday", "action": "ADD"}),
+                "/e/eventTime",
+                "RFC 3339",
+            ),
+            (
+                json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z"}),
+                "/e/action",
+                "required",
+            ),
+            (
+                json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z", "action": "add"}),
+                "/e/action",
+                "ADD",
+            ),
+            (
+                json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z", "action": "ADD", "epcList": [7]}),
+                "/e/epcList/0",
+                "string",
+            ),
+            (
+                json!({"type": "ObjectEvent", "eventTime": "2024-01-01T00:00:00Z", "action": "ADD", "eventID": "not a uri"}),
+                "/e/eventID",
+                "URI",
+            ),
         ];
         for (value, pointer, words) in cases {
             let err = event_from_json(value.clone(), "/e", &ctx).unwrap_err();

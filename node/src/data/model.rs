@@ -183,13 +183,45 @@ impl EventKind {
     /// disposition (the mapping documented in `data/MODEL.md`).
     pub fn epcis_shape(self) -> (EpcisType, Action, &'static str, Option<&'static str>) {
         match self {
-            EventKind::Application => (EpcisType::Object, Action::Add, "commissioning", Some("active")),
-            EventKind::Aggregation => (EpcisType::Aggregation, Action::Add, "packing", Some("in_progress")),
-            EventKind::Dispatch => (EpcisType::Object, Action::Observe, "shipping", Some("in_transit")),
-            EventKind::Arrival => (EpcisType::Object, Action::Observe, "receiving", Some("in_progress")),
-            EventKind::Transloading => (EpcisType::Object, Action::Observe, "transporting", Some("in_transit")),
-            EventKind::Disaggregation => (EpcisType::Aggregation, Action::Delete, "unpacking", None),
-            EventKind::Deactivation => (EpcisType::Object, Action::Delete, "decommissioning", Some("inactive")),
+            EventKind::Application => (
+                EpcisType::Object,
+                Action::Add,
+                "commissioning",
+                Some("active"),
+            ),
+            EventKind::Aggregation => (
+                EpcisType::Aggregation,
+                Action::Add,
+                "packing",
+                Some("in_progress"),
+            ),
+            EventKind::Dispatch => (
+                EpcisType::Object,
+                Action::Observe,
+                "shipping",
+                Some("in_transit"),
+            ),
+            EventKind::Arrival => (
+                EpcisType::Object,
+                Action::Observe,
+                "receiving",
+                Some("in_progress"),
+            ),
+            EventKind::Transloading => (
+                EpcisType::Object,
+                Action::Observe,
+                "transporting",
+                Some("in_transit"),
+            ),
+            EventKind::Disaggregation => {
+                (EpcisType::Aggregation, Action::Delete, "unpacking", None)
+            }
+            EventKind::Deactivation => (
+                EpcisType::Object,
+                Action::Delete,
+                "decommissioning",
+                Some("inactive"),
+            ),
             EventKind::Invoice | EventKind::Order | EventKind::Payment => {
                 (EpcisType::Transaction, Action::Add, "other", None)
             }
@@ -238,7 +270,9 @@ mod tests {
 
     #[test]
     fn every_eu_code_maps_back_to_its_kind() {
-        for code in ["EUA", "EPA", "EDP", "ERP", "ETL", "EUD", "IDA", "EIV", "EPO", "EPR"] {
+        for code in [
+            "EUA", "EPA", "EDP", "ERP", "ETL", "EUD", "IDA", "EIV", "EPO", "EPR",
+        ] {
             let kind = EventKind::from_eu_code(code).unwrap();
             assert_eq!(kind.eu_code(), Some(code));
         }

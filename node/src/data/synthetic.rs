@@ -13,7 +13,9 @@
 //! Written as GSP CSV or as an EPCIS 2.0 JSON-LD document (master data in the
 //! header, events in the body) — the same data either way.
 
-use crate::data::epcis::{EPCIS_CONTEXT, GSP_NS, IdKind, format_time, gs1_check_digit, id_to_uri, vtype};
+use crate::data::epcis::{
+    EPCIS_CONTEXT, GSP_NS, IdKind, format_time, gs1_check_digit, id_to_uri, vtype,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -146,13 +148,49 @@ struct ProductDef {
     market: String,
 }
 
-const BRANDS: &[&str] = &["Savanna", "Meridian", "Kestrel", "Baobab", "Horizon", "Summit", "Acacia", "Monsoon", "Harbour", "Falcon"];
-const VARIANTS: &[&str] = &["Red 20", "Blue 20", "Gold 20", "Menthol 20", "Slims 20", "Red 10"];
-const FIRMS: &[&str] = &["Tobacco Company", "Leaf Industries", "Cigarette Manufacturers", "Tobacco Holdings"];
-const TRADERS: &[&str] = &["Distribution", "Logistics", "Trading", "Wholesale", "Supplies", "Merchants"];
-const CITIES: &[&str] = &["Capital City", "Port Town", "Lakeside", "Hill Station", "River Junction", "Border Post", "Eastgate", "Westfield"];
+const BRANDS: &[&str] = &[
+    "Savanna", "Meridian", "Kestrel", "Baobab", "Horizon", "Summit", "Acacia", "Monsoon",
+    "Harbour", "Falcon",
+];
+const VARIANTS: &[&str] = &[
+    "Red 20",
+    "Blue 20",
+    "Gold 20",
+    "Menthol 20",
+    "Slims 20",
+    "Red 10",
+];
+const FIRMS: &[&str] = &[
+    "Tobacco Company",
+    "Leaf Industries",
+    "Cigarette Manufacturers",
+    "Tobacco Holdings",
+];
+const TRADERS: &[&str] = &[
+    "Distribution",
+    "Logistics",
+    "Trading",
+    "Wholesale",
+    "Supplies",
+    "Merchants",
+];
+const CITIES: &[&str] = &[
+    "Capital City",
+    "Port Town",
+    "Lakeside",
+    "Hill Station",
+    "River Junction",
+    "Border Post",
+    "Eastgate",
+    "Westfield",
+];
 const EXPORT_MARKETS: &[&str] = &["KEN", "UGA", "TZA", "PAK", "SEN", "GHA", "NGA", "ZAF", "EU"];
-const MODELS: &[(&str, i64)] = &[("GD X6", 400), ("Molins Mk9", 250), ("Hauni Protos M8", 800), ("Focke 550", 500)];
+const MODELS: &[(&str, i64)] = &[
+    ("GD X6", 400),
+    ("Molins Mk9", 250),
+    ("Hauni Protos M8", 800),
+    ("Focke 550", 500),
+];
 
 fn tz_of(party: &str) -> &'static str {
     match party {
@@ -170,7 +208,11 @@ impl World {
         for i in 0..4 {
             manufacturers.push(Operator {
                 id: format!("{party}-EO-M{:03}", i + 1),
-                name: format!("{} {}", BRANDS[(i * 3 + 1) % BRANDS.len()], FIRMS[i % FIRMS.len()]),
+                name: format!(
+                    "{} {}",
+                    BRANDS[(i * 3 + 1) % BRANDS.len()],
+                    FIRMS[i % FIRMS.len()]
+                ),
                 roles: "manufacturer",
                 city: CITIES[i % CITIES.len()],
             });
@@ -179,7 +221,11 @@ impl World {
         for i in 0..3 {
             distributors.push(Operator {
                 id: format!("{party}-EO-D{:03}", i + 1),
-                name: format!("{} {}", CITIES[(i + 2) % CITIES.len()], TRADERS[i % TRADERS.len()]),
+                name: format!(
+                    "{} {}",
+                    CITIES[(i + 2) % CITIES.len()],
+                    TRADERS[i % TRADERS.len()]
+                ),
                 roles: "importer,distributor",
                 city: CITIES[(i + 2) % CITIES.len()],
             });
@@ -188,7 +234,12 @@ impl World {
         for i in 0..6 {
             wholesalers.push(Operator {
                 id: format!("{party}-EO-W{:03}", i + 1),
-                name: format!("{} {} {}", CITIES[(i + 4) % CITIES.len()], TRADERS[(i + 3) % TRADERS.len()], i + 1),
+                name: format!(
+                    "{} {} {}",
+                    CITIES[(i + 4) % CITIES.len()],
+                    TRADERS[(i + 3) % TRADERS.len()],
+                    i + 1
+                ),
                 roles: "wholesaler",
                 city: CITIES[(i + 4) % CITIES.len()],
             });
@@ -207,7 +258,12 @@ impl World {
                 });
                 for k in 0..3 {
                     let (model, cap) = MODELS[(idx + k) % MODELS.len()];
-                    machines.push((format!("{party}-M-{:04}", machines.len() + 1), idx, model, cap));
+                    machines.push((
+                        format!("{party}-M-{:04}", machines.len() + 1),
+                        idx,
+                        model,
+                        cap,
+                    ));
                 }
             }
         }
@@ -243,7 +299,12 @@ impl World {
                 } else {
                     party.to_owned()
                 };
-                let body = format!("0{:06}{:02}{:04}", 600_000 + m * 1000 + v, m, products.len());
+                let body = format!(
+                    "0{:06}{:02}{:04}",
+                    600_000 + m * 1000 + v,
+                    m,
+                    products.len()
+                );
                 let body = &body[..13];
                 let gtin = format!("{body}{}", gs1_check_digit(body));
                 products.push(ProductDef {
@@ -329,7 +390,9 @@ struct CodeLine {
 /// Writes the data set to `out`.
 pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSummary> {
     let party = options.party.as_str();
-    let party_key = party.bytes().fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
+    let party_key = party
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ party_key.rotate_left(17));
     let world = World::new(party, &mut rng);
     let mut codes = CodeMaker {
@@ -339,7 +402,11 @@ pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSumm
     };
     let mut writer: Box<dyn Sink + '_> = match options.format {
         GenFormat::Csv => Box::new(CsvSink { out, tz: world.tz }),
-        GenFormat::EpcisJson => Box::new(JsonSink { out, tz: world.tz, first: true }),
+        GenFormat::EpcisJson => Box::new(JsonSink {
+            out,
+            tz: world.tz,
+            first: true,
+        }),
     };
     writer.master(&world)?;
 
@@ -361,9 +428,14 @@ pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSumm
         }
         let factory = rng.random_range(0..world.factories.len());
         let fac = &world.factories[factory];
-        let machines: Vec<&(String, usize, &str, i64)> = world.machines.iter().filter(|m| m.1 == factory).collect();
+        let machines: Vec<&(String, usize, &str, i64)> =
+            world.machines.iter().filter(|m| m.1 == factory).collect();
         let machine = machines[rng.random_range(0..machines.len())];
-        let products: Vec<&ProductDef> = world.products.iter().filter(|d| d.manufacturer == fac.operator).collect();
+        let products: Vec<&ProductDef> = world
+            .products
+            .iter()
+            .filter(|d| d.manufacturer == fac.operator)
+            .collect();
         let product = products[rng.random_range(0..products.len())];
         let t0 = year_start_ms + i64::try_from(p).unwrap_or(0) * spacing_ms;
         let shift = shift_of(t0, world.tz);
@@ -425,7 +497,17 @@ pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSumm
                 }
                 cartons.push((carton_code, packs));
             }
-            writer.case(&world, &case_code, &pallet_code, &pallet_epa, &eua, &case_epa, &cartons, &mut ev_id, product)?;
+            writer.case(
+                &world,
+                &case_code,
+                &pallet_code,
+                &pallet_epa,
+                &eua,
+                &case_epa,
+                &cartons,
+                &mut ev_id,
+                product,
+            )?;
             summary.codes += 1 + cartons.iter().map(|(_, p)| 1 + p.len() as u64).sum::<u64>();
             summary.packs += cartons.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
             summary.events += 2 + cartons.len() as u64;
@@ -466,24 +548,37 @@ pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSumm
             });
         }
         let price = f64::from(rng.random_range(20_000u32..60_000)) * 10.0;
-        let invoice = |kind: &'static str, prefix: &str, t: i64, id: String, amount: Option<f64>| Ev {
-            codes: vec![pallet_code.clone()],
-            counterparty: Some(world.distributors[dist].id.clone()),
-            document: Some(format!("{party}-{prefix}-{doc_no:08}")),
-            amount,
-            currency: amount.map(|_| "USD"),
-            ..Ev::new(id, kind, t)
-        };
+        let invoice =
+            |kind: &'static str, prefix: &str, t: i64, id: String, amount: Option<f64>| Ev {
+                codes: vec![pallet_code.clone()],
+                counterparty: Some(world.distributors[dist].id.clone()),
+                document: Some(format!("{party}-{prefix}-{doc_no:08}")),
+                amount,
+                currency: amount.map(|_| "USD"),
+                ..Ev::new(id, kind, t)
+            };
         logistics.insert(0, invoice("EPO", "PO", t_ship - 43_200_000, ev_id(), None));
         logistics.insert(1, edp);
-        logistics.push(invoice("EIV", "INV", t_ship + 3_600_000, ev_id(), Some(price)));
+        logistics.push(invoice(
+            "EIV",
+            "INV",
+            t_ship + 3_600_000,
+            ev_id(),
+            Some(price),
+        ));
         logistics.push(Ev {
             facility: Some(wh.id.clone()),
             codes: vec![pallet_code.clone()],
             counterparty: Some(world.manufacturers[fac.operator].id.clone()),
             ..Ev::new(ev_id(), "ERP", t_ship + 2 * 86_400_000)
         });
-        logistics.push(invoice("EPR", "PAY", t_ship + 30 * 86_400_000, ev_id(), Some(price)));
+        logistics.push(invoice(
+            "EPR",
+            "PAY",
+            t_ship + 30 * 86_400_000,
+            ev_id(),
+            Some(price),
+        ));
         if rng.random_range(0..2) == 0 && !cases_of_pallet.is_empty() {
             let t_break = t_ship + 3 * 86_400_000;
             logistics.push(Ev {
@@ -542,7 +637,9 @@ pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSumm
 
 /// The production shift at a time: A 06–14, B 14–22, C 22–06 local time.
 fn shift_of(ms: i64, tz: &str) -> &'static str {
-    let offset = crate::data::epcis::parse_offset(tz).map(i64::from).unwrap_or(0);
+    let offset = crate::data::epcis::parse_offset(tz)
+        .map(i64::from)
+        .unwrap_or(0);
     match ((ms / 1000 + offset).rem_euclid(86_400)) / 3600 {
         6..=13 => "A",
         14..=21 => "B",
@@ -589,8 +686,17 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 impl Sink for CsvSink<'_> {
     fn master(&mut self, w: &World) -> io::Result<()> {
         writeln!(self.out, "{}", crate::data::import::csv_format::MAGIC)?;
-        writeln!(self.out, "# Synthetic national data set for {} generated by gsp gen (not real data).", w.party)?;
-        for o in w.manufacturers.iter().chain(&w.distributors).chain(&w.wholesalers) {
+        writeln!(
+            self.out,
+            "# Synthetic national data set for {} generated by gsp gen (not real data).",
+            w.party
+        )?;
+        for o in w
+            .manufacturers
+            .iter()
+            .chain(&w.distributors)
+            .chain(&w.wholesalers)
+        {
             writeln!(
                 self.out,
                 "operator,{},{},{},{},\"{}\",LIC-{},TAX-{}",
@@ -605,7 +711,16 @@ impl Sink for CsvSink<'_> {
         }
         let sites = |sites: &[Site], ops: &[Operator], out: &mut dyn Write| -> io::Result<()> {
             for s in sites {
-                writeln!(out, "facility,{},{},{},{},{},{}", s.id, ops[s.operator].id, csv_field(&s.name), s.kind, w.party, s.city)?;
+                writeln!(
+                    out,
+                    "facility,{},{},{},{},{},{}",
+                    s.id,
+                    ops[s.operator].id,
+                    csv_field(&s.name),
+                    s.kind,
+                    w.party,
+                    s.city
+                )?;
             }
             Ok(())
         };
@@ -613,7 +728,11 @@ impl Sink for CsvSink<'_> {
         sites(&w.warehouses, &w.distributors, self.out)?;
         sites(&w.shops, &w.wholesalers, self.out)?;
         for (id, f, model, cap) in &w.machines {
-            writeln!(self.out, "machine,{id},{},{model},{cap}", w.factories[*f].id)?;
+            writeln!(
+                self.out,
+                "machine,{id},{},{model},{cap}",
+                w.factories[*f].id
+            )?;
         }
         for p in &w.products {
             writeln!(
@@ -732,7 +851,8 @@ impl JsonSink<'_> {
     }
 
     fn to_json(&self, e: &Ev, codes: &[String]) -> Value {
-        let kind = crate::data::model::EventKind::from_eu_code(e.kind).unwrap_or(crate::data::model::EventKind::Other);
+        let kind = crate::data::model::EventKind::from_eu_code(e.kind)
+            .unwrap_or(crate::data::model::EventKind::Other);
         let (t, action, step, disposition) = kind.epcis_shape();
         let mut v = json!({
             "type": t.as_str(),
@@ -749,7 +869,8 @@ impl JsonSink<'_> {
         }
         let uris: Vec<String> = codes.iter().map(|c| id_to_uri(IdKind::Code, c)).collect();
         match kind {
-            crate::data::model::EventKind::Aggregation | crate::data::model::EventKind::Disaggregation => {
+            crate::data::model::EventKind::Aggregation
+            | crate::data::model::EventKind::Disaggregation => {
                 if let Some(p) = &e.parent {
                     m.insert("parentID".into(), json!(id_to_uri(IdKind::Code, p)));
                 }
@@ -763,15 +884,28 @@ impl JsonSink<'_> {
             _ => {}
         }
         if let Some(f) = &e.facility {
-            m.insert("bizLocation".into(), json!({"id": id_to_uri(IdKind::Facility, f)}));
+            m.insert(
+                "bizLocation".into(),
+                json!({"id": id_to_uri(IdKind::Facility, f)}),
+            );
         }
-        let cp = e.counterparty.as_ref().map(|c| id_to_uri(IdKind::Operator, c));
-        let dest = e.destination.as_ref().map(|d| id_to_uri(IdKind::Facility, d));
+        let cp = e
+            .counterparty
+            .as_ref()
+            .map(|c| id_to_uri(IdKind::Operator, c));
+        let dest = e
+            .destination
+            .as_ref()
+            .map(|d| id_to_uri(IdKind::Facility, d));
         let document = e.document.as_ref().map(|d| id_to_uri(IdKind::Document, d));
         match kind {
-            crate::data::model::EventKind::Dispatch | crate::data::model::EventKind::Transloading => {
+            crate::data::model::EventKind::Dispatch
+            | crate::data::model::EventKind::Transloading => {
                 if let Some(f) = &e.facility {
-                    m.insert("sourceList".into(), json!([{"type": "location", "source": id_to_uri(IdKind::Facility, f)}]));
+                    m.insert(
+                        "sourceList".into(),
+                        json!([{"type": "location", "source": id_to_uri(IdKind::Facility, f)}]),
+                    );
                 }
                 let mut dl = Vec::new();
                 if let Some(c) = &cp {
@@ -784,21 +918,35 @@ impl JsonSink<'_> {
                     m.insert("destinationList".into(), Value::Array(dl));
                 }
                 if let Some(d) = &document {
-                    m.insert("bizTransactionList".into(), json!([{"type": "desadv", "bizTransaction": d}]));
+                    m.insert(
+                        "bizTransactionList".into(),
+                        json!([{"type": "desadv", "bizTransaction": d}]),
+                    );
                 }
             }
             crate::data::model::EventKind::Arrival => {
                 if let Some(c) = &cp {
-                    m.insert("sourceList".into(), json!([{"type": "owning_party", "source": c}]));
+                    m.insert(
+                        "sourceList".into(),
+                        json!([{"type": "owning_party", "source": c}]),
+                    );
                 }
             }
-            crate::data::model::EventKind::Invoice | crate::data::model::EventKind::Order | crate::data::model::EventKind::Payment => {
+            crate::data::model::EventKind::Invoice
+            | crate::data::model::EventKind::Order
+            | crate::data::model::EventKind::Payment => {
                 let btt = kind.biz_transaction_type().unwrap_or("inv");
                 if let Some(d) = &document {
-                    m.insert("bizTransactionList".into(), json!([{"type": btt, "bizTransaction": d}]));
+                    m.insert(
+                        "bizTransactionList".into(),
+                        json!([{"type": btt, "bizTransaction": d}]),
+                    );
                 }
                 if let Some(c) = &cp {
-                    m.insert("destinationList".into(), json!([{"type": "owning_party", "destination": c}]));
+                    m.insert(
+                        "destinationList".into(),
+                        json!([{"type": "owning_party", "destination": c}]),
+                    );
                 }
                 if let Some(a) = e.amount {
                     m.insert("gsp:amount".into(), json!(a));
@@ -827,8 +975,10 @@ impl JsonSink<'_> {
         if let Some(x) = e.reason {
             m.insert("gsp:reason".into(), json!(x));
         }
-        if matches!(kind, crate::data::model::EventKind::Dispatch | crate::data::model::EventKind::Transloading)
-            && let Some(d) = &e.document
+        if matches!(
+            kind,
+            crate::data::model::EventKind::Dispatch | crate::data::model::EventKind::Transloading
+        ) && let Some(d) = &e.document
         {
             m.insert("gsp:document".into(), json!(d));
         }
@@ -872,11 +1022,18 @@ impl Sink for JsonSink<'_> {
                     ("urn:epcglobal:cbv:mda#countryCode", json!(w.party)),
                     ("urn:epcglobal:cbv:mda#city", json!(s.city)),
                     ("urn:gsp:mda:kind", json!(s.kind)),
-                    ("urn:gsp:mda:operator", json!(id_to_uri(IdKind::Operator, &ops[s.operator].id))),
+                    (
+                        "urn:gsp:mda:operator",
+                        json!(id_to_uri(IdKind::Operator, &ops[s.operator].id)),
+                    ),
                 ],
             )
         };
-        let mut sites: Vec<Value> = w.factories.iter().map(|s| site(s, &w.manufacturers)).collect();
+        let mut sites: Vec<Value> = w
+            .factories
+            .iter()
+            .map(|s| site(s, &w.manufacturers))
+            .collect();
         sites.extend(w.warehouses.iter().map(|s| site(s, &w.distributors)));
         sites.extend(w.shops.iter().map(|s| site(s, &w.wholesalers)));
         let machines: Vec<Value> = w
@@ -886,7 +1043,10 @@ impl Sink for JsonSink<'_> {
                 vocab_element(
                     id_to_uri(IdKind::Machine, id),
                     &[
-                        ("urn:gsp:mda:facility", json!(id_to_uri(IdKind::Facility, &w.factories[*f].id))),
+                        (
+                            "urn:gsp:mda:facility",
+                            json!(id_to_uri(IdKind::Facility, &w.factories[*f].id)),
+                        ),
                         ("urn:gsp:mda:model", json!(model)),
                         ("urn:gsp:mda:capacityPerMinute", json!(cap)),
                     ],
@@ -900,12 +1060,21 @@ impl Sink for JsonSink<'_> {
                 vocab_element(
                     id_to_uri(IdKind::Product, &p.id),
                     &[
-                        ("urn:epcglobal:cbv:mda#descriptionShort", json!(p.description)),
+                        (
+                            "urn:epcglobal:cbv:mda#descriptionShort",
+                            json!(p.description),
+                        ),
                         ("urn:epcglobal:cbv:mda#brandName", json!(p.brand)),
                         ("urn:gsp:mda:gtin", json!(p.gtin)),
                         ("urn:gsp:mda:intendedMarket", json!(p.market)),
                         ("urn:gsp:mda:category", json!("cigarettes")),
-                        ("urn:gsp:mda:operator", json!(id_to_uri(IdKind::Operator, &w.manufacturers[p.manufacturer].id))),
+                        (
+                            "urn:gsp:mda:operator",
+                            json!(id_to_uri(
+                                IdKind::Operator,
+                                &w.manufacturers[p.manufacturer].id
+                            )),
+                        ),
                     ],
                 )
             })
@@ -953,7 +1122,10 @@ impl Sink for JsonSink<'_> {
         ev_id: &mut dyn FnMut() -> String,
         _product: &ProductDef,
     ) -> io::Result<()> {
-        let all: Vec<String> = cartons.iter().flat_map(|(_, p)| p.iter().cloned()).collect();
+        let all: Vec<String> = cartons
+            .iter()
+            .flat_map(|(_, p)| p.iter().cloned())
+            .collect();
         let v = self.to_json(eua, &all);
         self.write_event(&v)?;
         for (i, (carton, packs)) in cartons.iter().enumerate() {
@@ -998,8 +1170,14 @@ mod tests {
 
     #[test]
     fn deterministic_for_a_seed_and_different_across_seeds() {
-        assert_eq!(generate_kenya(3000, 7, GenFormat::Csv).0, generate_kenya(3000, 7, GenFormat::Csv).0);
-        assert_ne!(generate_kenya(3000, 7, GenFormat::Csv).0, generate_kenya(3000, 8, GenFormat::Csv).0);
+        assert_eq!(
+            generate_kenya(3000, 7, GenFormat::Csv).0,
+            generate_kenya(3000, 7, GenFormat::Csv).0
+        );
+        assert_ne!(
+            generate_kenya(3000, 7, GenFormat::Csv).0,
+            generate_kenya(3000, 8, GenFormat::Csv).0
+        );
     }
 
     #[test]
@@ -1007,13 +1185,21 @@ mod tests {
         let (out, s) = generate_kenya(45_010, 1, GenFormat::Csv);
         assert_eq!(s.packs, 45_010);
         let text = String::from_utf8(out).unwrap();
-        let count = |level: &str| text.lines().filter(|l| l.starts_with("code,") && l.split(',').nth(2) == Some(level)).count();
+        let count = |level: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("code,") && l.split(',').nth(2) == Some(level))
+                .count()
+        };
         assert_eq!(count("unit"), 45_010);
         assert_eq!(count("carton"), 45_010usize.div_ceil(20));
         assert_eq!(count("case"), 46);
         assert_eq!(count("pallet"), 2);
         for kind in ["EUA", "EPA", "EDP", "ERP", "EIV", "EPO", "EPR"] {
-            assert!(text.lines().any(|l| l.starts_with("event,") && l.split(',').nth(2) == Some(kind)), "{kind}");
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("event,") && l.split(',').nth(2) == Some(kind)),
+                "{kind}"
+            );
         }
     }
 

@@ -41,7 +41,9 @@ impl DatabaseUrl {
                 return Err(fail("no file path after the scheme"));
             }
             if rest.contains('?') {
-                return Err(fail("SQLite options in the URL are not supported; use the [database] settings"));
+                return Err(fail(
+                    "SQLite options in the URL are not supported; use the [database] settings",
+                ));
             }
             return Ok(DatabaseUrl::Sqlite(PathBuf::from(rest)));
         }
@@ -111,7 +113,13 @@ mod tests {
                 .backend(),
             Backend::Postgres
         );
-        for bad in ["mysql://x", "gsp.db", "sqlite://", "postgres://", "sqlite://a.db?mode=ro"] {
+        for bad in [
+            "mysql://x",
+            "gsp.db",
+            "sqlite://",
+            "postgres://",
+            "sqlite://a.db?mode=ro",
+        ] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,7 +1,7 @@
 //! `GET /api/v1/codes/{code}` (trace) and `POST /api/v1/lookup` (bulk lookup).
 
-use super::error::ApiError;
 use super::AppState;
+use super::error::ApiError;
 use crate::data::query::{bulk, trace};
 use actix_web::{HttpResponse, get, post, web};
 
@@ -10,13 +10,21 @@ pub const MAX_LOOKUP_CODES: usize = 1_000_000;
 
 /// The code's Art. 8.4.1 record, aggregation chain and history.
 #[get("/api/v1/codes/{code}")]
-pub async fn get_code(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_code(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let code = path.into_inner();
     let asked = code.clone();
-    let found = state.db.run(move |conn| trace::trace(conn, &code).map_err(ApiError::from)).await?;
+    let found = state
+        .db
+        .run(move |conn| trace::trace(conn, &code).map_err(ApiError::from))
+        .await?;
     match found {
         Some(t) => Ok(HttpResponse::Ok().json(t)),
-        None => Err(ApiError::NotFound(format!("code {asked:?} is not in this node's data"))),
+        None => Err(ApiError::NotFound(format!(
+            "code {asked:?} is not in this node's data"
+        ))),
     }
 }
 
@@ -30,14 +38,29 @@ pub struct LookupRequest {
 
 /// Looks up many codes at once; answers in the order asked.
 #[post("/api/v1/lookup")]
-pub async fn lookup(state: web::Data<AppState>, body: web::Json<LookupRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn lookup(
+    state: web::Data<AppState>,
+    body: web::Json<LookupRequest>,
+) -> Result<HttpResponse, ApiError> {
     let codes = body.into_inner().codes;
     if codes.len() > MAX_LOOKUP_CODES {
-        return Err(ApiError::TooLarge(format!("{} codes asked; at most {MAX_LOOKUP_CODES} per request", codes.len())));
+        return Err(ApiError::TooLarge(format!(
+            "{} codes asked; at most {MAX_LOOKUP_CODES} per request",
+            codes.len()
+        )));
     }
-    if let Some(i) = codes.iter().position(|c| c.is_empty() || c.len() > crate::data::epcis::MAX_CODE_LEN) {
-        return Err(ApiError::BadRequest(format!("codes[{i}] must be 1 to {} characters", crate::data::epcis::MAX_CODE_LEN)));
+    if let Some(i) = codes
+        .iter()
+        .position(|c| c.is_empty() || c.len() > crate::data::epcis::MAX_CODE_LEN)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "codes[{i}] must be 1 to {} characters",
+            crate::data::epcis::MAX_CODE_LEN
+        )));
     }
-    let results = state.db.run(move |conn| bulk::bulk_lookup(conn, &codes).map_err(ApiError::from)).await?;
+    let results = state
+        .db
+        .run(move |conn| bulk::bulk_lookup(conn, &codes).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
 }

@@ -48,7 +48,8 @@ impl ResponseError for ApiError {
             // Never leak database internals to the client; they are logged.
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
-                "the server could not complete the request; the node's log has the details".to_owned()
+                "the server could not complete the request; the node's log has the details"
+                    .to_owned()
             }
             other => other.to_string(),
         };
@@ -80,16 +81,24 @@ impl From<diesel::result::Error> for ApiError {
 }
 
 /// JSON body errors (malformed, too large) in the same shape.
-pub fn json_error_handler(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error_handler(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let api = match &err {
-        J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::TooLarge(format!("request body too large: {err}")),
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+            ApiError::TooLarge(format!("request body too large: {err}"))
+        }
         _ => ApiError::BadRequest(format!("request body: {err}")),
     };
     api.into()
 }
 
 /// Query-string errors in the same shape.
-pub fn query_error_handler(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::BadRequest(format!("query string: {err}")).into()
 }

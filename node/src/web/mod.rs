@@ -29,7 +29,11 @@ pub struct AppState {
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
     let limit = state.config.api.max_body_bytes;
     cfg.app_data(web::Data::new(state))
-        .app_data(web::JsonConfig::default().limit(limit).error_handler(error::json_error_handler))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .error_handler(error::json_error_handler),
+        )
         .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
         .service(health::health)
         .service(codes::get_code)

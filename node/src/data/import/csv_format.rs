@@ -14,7 +14,9 @@
 //!
 //! Lines starting with `#` are comments; trailing empty fields may be left out.
 
-use super::record::{CodeRecord, EventRecord, Facility, Location, Machine, Operator, Product, Record};
+use super::record::{
+    CodeRecord, EventRecord, Facility, Location, Machine, Operator, Product, Record,
+};
 use crate::data::epcis::{GSP_PREFIX, IdKind, MAX_CODE_LEN, id_to_uri, parse_time};
 use crate::data::model::{EventKind, Level, Role};
 use serde_json::{Map, Value, json};
@@ -25,18 +27,65 @@ pub const MAGIC: &str = "#gsp-csv,1";
 
 /// Column names of each record type, in order (the first column is the type).
 pub const LAYOUT: &[(&str, &[&str])] = &[
-    ("operator", &["ext_id", "name", "country", "address", "roles", "licence", "tax_id"]),
-    ("facility", &["ext_id", "operator", "name", "kind", "country", "address"]),
-    ("machine", &["ext_id", "facility", "model", "capacity_per_min"]),
-    ("product", &["ext_id", "operator", "description", "brand", "gtin", "intended_market", "category"]),
+    (
+        "operator",
+        &[
+            "ext_id", "name", "country", "address", "roles", "licence", "tax_id",
+        ],
+    ),
+    (
+        "facility",
+        &["ext_id", "operator", "name", "kind", "country", "address"],
+    ),
+    (
+        "machine",
+        &["ext_id", "facility", "model", "capacity_per_min"],
+    ),
+    (
+        "product",
+        &[
+            "ext_id",
+            "operator",
+            "description",
+            "brand",
+            "gtin",
+            "intended_market",
+            "category",
+        ],
+    ),
     (
         "event",
         &[
-            "id", "type", "time", "facility", "machine", "product", "shift", "parent", "codes", "counterparty", "destination", "route",
-            "transport", "document", "amount", "currency", "reason",
+            "id",
+            "type",
+            "time",
+            "facility",
+            "machine",
+            "product",
+            "shift",
+            "parent",
+            "codes",
+            "counterparty",
+            "destination",
+            "route",
+            "transport",
+            "document",
+            "amount",
+            "currency",
+            "reason",
         ],
     ),
-    ("code", &["code", "level", "product", "applied_by", "parent", "aggregated_by"]),
+    (
+        "code",
+        &[
+            "code",
+            "level",
+            "product",
+            "applied_by",
+            "parent",
+            "aggregated_by",
+        ],
+    ),
 ];
 
 /// A CSV problem: the line and what is wrong.
@@ -72,15 +121,23 @@ impl<R: Read> CsvReader<R> {
     /// The next record and its line, or `None` at the end.
     pub fn next_record(&mut self) -> Result<Option<(Record, Location)>, CsvError> {
         loop {
-            let more = self.inner.read_byte_record(&mut self.record).map_err(|e| CsvError {
-                line: e.position().map(|p| p.line()).unwrap_or(0),
-                message: e.to_string(),
-            })?;
+            let more = self
+                .inner
+                .read_byte_record(&mut self.record)
+                .map_err(|e| CsvError {
+                    line: e.position().map(|p| p.line()).unwrap_or(0),
+                    message: e.to_string(),
+                })?;
             if !more {
                 return Ok(None);
             }
             let line = self.record.position().map(|p| p.line()).unwrap_or(0);
-            if self.record.len() == 1 && self.record.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            if self.record.len() == 1
+                && self
+                    .record
+                    .get(0)
+                    .is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))
+            {
                 continue; // blank line
             }
             let record = parse_line(&self.record).map_err(|message| CsvError { line, message })?;
@@ -99,7 +156,11 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn get(&self, name: &str) -> Option<&'a str> {
         let i = self.names.iter().position(|n| *n == name)?;
-        self.values.get(i).copied().map(str::trim).filter(|v| !v.is_empty())
+        self.values
+            .get(i)
+            .copied()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     }
 
     fn text(&self, name: &str) -> Option<String> {
@@ -107,13 +168,17 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&self, name: &str) -> Result<&'a str, String> {
-        self.get(name).ok_or_else(|| format!("{} record: column {name:?} is required", self.kind))
+        self.get(name)
+            .ok_or_else(|| format!("{} record: column {name:?} is required", self.kind))
     }
 
     fn code(&self, name: &str) -> Result<Option<String>, String> {
         match self.get(name) {
             None => Ok(None),
-            Some(c) if c.len() > MAX_CODE_LEN => Err(format!("{} record: {name} is longer than {MAX_CODE_LEN} characters", self.kind)),
+            Some(c) if c.len() > MAX_CODE_LEN => Err(format!(
+                "{} record: {name} is longer than {MAX_CODE_LEN} characters",
+                self.kind
+            )),
             Some(c) => Ok(Some(c.to_owned())),
         }
     }
@@ -122,7 +187,10 @@ impl<'a> Fields<'a> {
 fn parse_line(rec: &csv::ByteRecord) -> Result<Record, String> {
     let mut values = Vec::with_capacity(rec.len());
     for (i, field) in rec.iter().enumerate() {
-        values.push(std::str::from_utf8(field).map_err(|_| format!("field {} is not valid UTF-8", i + 1))?);
+        values.push(
+            std::str::from_utf8(field)
+                .map_err(|_| format!("field {} is not valid UTF-8", i + 1))?,
+        );
     }
     let type_name = values.first().copied().unwrap_or("").trim();
     let (kind, names) = LAYOUT
@@ -168,7 +236,9 @@ fn parse_line(rec: &csv::ByteRecord) -> Result<Record, String> {
             model: f.text("model"),
             capacity_per_min: match f.get("capacity_per_min") {
                 None => None,
-                Some(v) => Some(v.parse().map_err(|_| format!("machine record: capacity_per_min {v:?} is not a whole number"))?),
+                Some(v) => Some(v.parse().map_err(|_| {
+                    format!("machine record: capacity_per_min {v:?} is not a whole number")
+                })?),
             },
             extra: None,
         }),
@@ -185,10 +255,14 @@ fn parse_line(rec: &csv::ByteRecord) -> Result<Record, String> {
         "code" => {
             let level = match f.get("level") {
                 None => None,
-                Some(l) => Some(Level::parse(l).ok_or_else(|| format!("code record: level {l:?} is not unit, carton, case or pallet"))?),
+                Some(l) => Some(Level::parse(l).ok_or_else(|| {
+                    format!("code record: level {l:?} is not unit, carton, case or pallet")
+                })?),
             };
             Record::Code(CodeRecord {
-                code: f.code("code")?.ok_or("code record: column \"code\" is required")?,
+                code: f
+                    .code("code")?
+                    .ok_or("code record: column \"code\" is required")?,
                 level,
                 product: f.text("product"),
                 applied_by: f.text("applied_by").map(|k| event_key(&k)),
@@ -226,26 +300,37 @@ fn parse_event(f: &Fields<'_>) -> Result<EventRecord, String> {
     if let Some(list) = f.get("codes") {
         for code in list.split(';').map(str::trim).filter(|c| !c.is_empty()) {
             if code.len() > MAX_CODE_LEN {
-                return Err(format!("event record: a code in \"codes\" is longer than {MAX_CODE_LEN} characters"));
+                return Err(format!(
+                    "event record: a code in \"codes\" is longer than {MAX_CODE_LEN} characters"
+                ));
             }
             codes.push((codes_role, code.to_owned()));
         }
     }
     let parent = f.code("parent")?;
     if matches!(kind, EventKind::Aggregation | EventKind::Disaggregation) && parent.is_none() {
-        return Err(format!("event record: {} ({}) needs a parent code", kind.eu_code().unwrap_or(""), kind));
+        return Err(format!(
+            "event record: {} ({}) needs a parent code",
+            kind.eu_code().unwrap_or(""),
+            kind
+        ));
     }
 
     let gsp = |field: &str| format!("{GSP_PREFIX}:{field}");
     let mut doc = Map::new();
     let facility = f.text("facility");
-    let counterparty = f.get("counterparty").map(|c| id_to_uri(IdKind::Operator, c));
+    let counterparty = f
+        .get("counterparty")
+        .map(|c| id_to_uri(IdKind::Operator, c));
     let destination = f.get("destination").map(|d| id_to_uri(IdKind::Facility, d));
     let document = f.get("document").map(|d| id_to_uri(IdKind::Document, d));
     match kind {
         EventKind::Dispatch | EventKind::Transloading => {
             if let Some(fac) = &facility {
-                doc.insert("sourceList".into(), json!([{"type": "location", "source": id_to_uri(IdKind::Facility, fac)}]));
+                doc.insert(
+                    "sourceList".into(),
+                    json!([{"type": "location", "source": id_to_uri(IdKind::Facility, fac)}]),
+                );
             }
             let mut dest = Vec::new();
             if let Some(c) = &counterparty {
@@ -258,26 +343,48 @@ fn parse_event(f: &Fields<'_>) -> Result<EventRecord, String> {
                 doc.insert("destinationList".into(), Value::Array(dest));
             }
             if let Some(d) = &document {
-                doc.insert("bizTransactionList".into(), json!([{"type": "desadv", "bizTransaction": d}]));
+                doc.insert(
+                    "bizTransactionList".into(),
+                    json!([{"type": "desadv", "bizTransaction": d}]),
+                );
             }
         }
         EventKind::Arrival => {
             if let Some(c) = &counterparty {
-                doc.insert("sourceList".into(), json!([{"type": "owning_party", "source": c}]));
+                doc.insert(
+                    "sourceList".into(),
+                    json!([{"type": "owning_party", "source": c}]),
+                );
             }
             if let Some(d) = &document {
-                doc.insert("bizTransactionList".into(), json!([{"type": "recadv", "bizTransaction": d}]));
+                doc.insert(
+                    "bizTransactionList".into(),
+                    json!([{"type": "recadv", "bizTransaction": d}]),
+                );
             }
         }
         EventKind::Invoice | EventKind::Order | EventKind::Payment => {
             let btt = kind.biz_transaction_type().unwrap_or("inv");
-            let d = document.ok_or_else(|| format!("event record: {} needs a document number", kind.eu_code().unwrap_or("")))?;
-            doc.insert("bizTransactionList".into(), json!([{"type": btt, "bizTransaction": d}]));
+            let d = document.ok_or_else(|| {
+                format!(
+                    "event record: {} needs a document number",
+                    kind.eu_code().unwrap_or("")
+                )
+            })?;
+            doc.insert(
+                "bizTransactionList".into(),
+                json!([{"type": btt, "bizTransaction": d}]),
+            );
             if let Some(c) = &counterparty {
-                doc.insert("destinationList".into(), json!([{"type": "owning_party", "destination": c}]));
+                doc.insert(
+                    "destinationList".into(),
+                    json!([{"type": "owning_party", "destination": c}]),
+                );
             }
             if let Some(a) = f.get("amount") {
-                let amount: f64 = a.parse().map_err(|_| format!("event record: amount {a:?} is not a number"))?;
+                let amount: f64 = a
+                    .parse()
+                    .map_err(|_| format!("event record: amount {a:?} is not a number"))?;
                 doc.insert(gsp("amount"), json!(amount));
             }
             if let Some(c) = f.get("currency") {
@@ -304,8 +411,10 @@ fn parse_event(f: &Fields<'_>) -> Result<EventRecord, String> {
     if let Some(r) = f.get("reason") {
         doc.insert(gsp("reason"), json!(r));
     }
-    if matches!(kind, EventKind::Dispatch | EventKind::Transloading | EventKind::Arrival)
-        && let Some(d) = f.get("document")
+    if matches!(
+        kind,
+        EventKind::Dispatch | EventKind::Transloading | EventKind::Arrival
+    ) && let Some(d) = f.get("document")
     {
         doc.insert(gsp("document"), json!(d));
     }
@@ -356,11 +465,15 @@ mod tests {
         let recs = read_all(text).unwrap();
         assert_eq!(recs.len(), 6);
         assert_eq!(recs[5].1, Location::Line(8));
-        let Record::Event(ev) = &recs[4].0 else { panic!() };
+        let Record::Event(ev) = &recs[4].0 else {
+            panic!()
+        };
         assert_eq!(ev.kind, EventKind::Application);
         assert_eq!(ev.key, "urn:gsp:event:e1");
         assert_eq!(ev.tz_offset, "+03:00");
-        let Record::Code(c) = &recs[5].0 else { panic!() };
+        let Record::Code(c) = &recs[5].0 else {
+            panic!()
+        };
         assert_eq!(c.applied_by.as_deref(), Some("urn:gsp:event:e1"));
         assert_eq!(c.parent.as_deref(), Some("KEN2BBBB"));
     }

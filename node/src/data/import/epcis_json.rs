@@ -49,7 +49,10 @@ fn syntax<E>(e: &serde_json::Error) -> JsonReadError<E> {
         Some(i) => message[..i].to_owned(),
         None => message,
     };
-    JsonReadError::Document(Location::LineColumn(e.line() as u64, e.column() as u64), message)
+    JsonReadError::Document(
+        Location::LineColumn(e.line() as u64, e.column() as u64),
+        message,
+    )
 }
 
 struct State<'h, E> {
@@ -67,11 +70,17 @@ impl<E> State<'_, E> {
     }
 
     fn document_error<D: de::Error>(&mut self, pointer: &str, message: impl Into<String>) -> D {
-        self.fail(JsonReadError::Document(Location::Pointer(pointer.to_owned()), message.into()))
+        self.fail(JsonReadError::Document(
+            Location::Pointer(pointer.to_owned()),
+            message.into(),
+        ))
     }
 
     fn field_error<D: de::Error>(&mut self, e: FieldError) -> D {
-        self.fail(JsonReadError::Document(Location::Pointer(e.pointer), e.message))
+        self.fail(JsonReadError::Document(
+            Location::Pointer(e.pointer),
+            e.message,
+        ))
     }
 
     fn emit<D: de::Error>(&mut self, record: Record, location: Location) -> Result<(), D> {
@@ -113,13 +122,19 @@ impl<'de, E> Visitor<'de> for DocVisitor<'_, '_, E> {
                 "type" => {
                     let t: String = map.next_value()?;
                     if t != "EPCISDocument" && t != "EPCISQueryDocument" {
-                        return Err(self.state.document_error("/type", format!("{t:?} is not EPCISDocument or EPCISQueryDocument")));
+                        return Err(self.state.document_error(
+                            "/type",
+                            format!("{t:?} is not EPCISDocument or EPCISQueryDocument"),
+                        ));
                     }
                     doc_type = Some(t);
                 }
                 "schemaVersion" => {
                     let v: Value = map.next_value()?;
-                    let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+                    let text = v
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string());
                     if !text.starts_with('2') {
                         return Err(self.state.document_error(
                             "/schemaVersion",
@@ -134,7 +149,9 @@ impl<'de, E> Visitor<'de> for DocVisitor<'_, '_, E> {
                 "epcisBody" => {
                     has_body = true;
                     self.state.events_seen = true;
-                    map.next_value_seed(BodySeed { state: &mut *self.state })?;
+                    map.next_value_seed(BodySeed {
+                        state: &mut *self.state,
+                    })?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -142,7 +159,10 @@ impl<'de, E> Visitor<'de> for DocVisitor<'_, '_, E> {
             }
         }
         if doc_type.is_none() {
-            return Err(self.state.document_error("/type", "missing: an EPCIS document has \"type\": \"EPCISDocument\""));
+            return Err(self.state.document_error(
+                "/type",
+                "missing: an EPCIS document has \"type\": \"EPCISDocument\"",
+            ));
         }
         if !has_body {
             return Err(self.state.document_error("/epcisBody", "missing"));
@@ -156,7 +176,10 @@ fn read_header<E, D: de::Error>(state: &mut State<'_, E>, header: &Value) -> Res
         return Ok(());
     };
     let Some(list) = list.as_array() else {
-        return Err(state.document_error("/epcisHeader/epcisMasterData/vocabularyList", "must be an array"));
+        return Err(state.document_error(
+            "/epcisHeader/epcisMasterData/vocabularyList",
+            "must be an array",
+        ));
     };
     for (i, vocab) in list.iter().enumerate() {
         let ptr = format!("/epcisHeader/epcisMasterData/vocabularyList/{i}");
@@ -265,7 +288,9 @@ impl<'de, E> Visitor<'de> for EventListSeed<'_, '_, E> {
         while let Some(event) = seq.next_element::<Value>()? {
             let pointer = format!("{}/{index}", self.base);
             match epcis::event_from_json(event, &pointer, &self.state.ctx) {
-                Ok(record) => self.state.emit(Record::Event(Box::new(record)), Location::Pointer(pointer))?,
+                Ok(record) => self
+                    .state
+                    .emit(Record::Event(Box::new(record)), Location::Pointer(pointer))?,
                 Err(e) => return Err(self.state.field_error(e)),
             }
             index += 1;
@@ -305,7 +330,10 @@ mod tests {
             ]}}"#;
         let recs = collect(text).unwrap();
         assert_eq!(recs.len(), 2);
-        assert_eq!(recs[1].1, Location::Pointer("/epcisBody/eventList/1".into()));
+        assert_eq!(
+            recs[1].1,
+            Location::Pointer("/epcisBody/eventList/1".into())
+        );
     }
 
     #[test]
@@ -319,17 +347,25 @@ mod tests {
 
     #[test]
     fn malformed_documents_are_located() {
-        let (loc, msg) = doc_error("{\"type\": \"EPCISDocument\",\n \"epcisBody\": {\"eventList\": [ {\"type\": } ]}}");
+        let (loc, msg) = doc_error(
+            "{\"type\": \"EPCISDocument\",\n \"epcisBody\": {\"eventList\": [ {\"type\": } ]}}",
+        );
         assert!(matches!(loc, Location::LineColumn(2, _)), "{loc:?} {msg}");
-        let (loc, _) = doc_error(r#"{"type": "EPCISDocument", "epcisBody": {"eventList": [{"type": "ObjectEvent", "action": "ADD"}]}}"#);
-        assert_eq!(loc, Location::Pointer("/epcisBody/eventList/0/eventTime".into()));
+        let (loc, _) = doc_error(
+            r#"{"type": "EPCISDocument", "epcisBody": {"eventList": [{"type": "ObjectEvent", "action": "ADD"}]}}"#,
+        );
+        assert_eq!(
+            loc,
+            Location::Pointer("/epcisBody/eventList/0/eventTime".into())
+        );
         let (loc, _) = doc_error(r#"{"type": "Something", "epcisBody": {}}"#);
         assert_eq!(loc, Location::Pointer("/type".into()));
         let (loc, _) = doc_error(r#"{"type": "EPCISDocument"}"#);
         assert_eq!(loc, Location::Pointer("/epcisBody".into()));
         let (_, msg) = doc_error(r#"[1, 2]"#);
         assert!(msg.contains("EPCIS document"), "{msg}");
-        let (_, msg) = doc_error(r#"{"type": "EPCISDocument", "epcisBody": {"eventList": []}} trailing"#);
+        let (_, msg) =
+            doc_error(r#"{"type": "EPCISDocument", "epcisBody": {"eventList": []}} trailing"#);
         assert!(msg.contains("trailing"), "{msg}");
     }
 

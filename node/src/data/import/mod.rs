@@ -62,7 +62,12 @@ impl Format {
         if text.starts_with(csv_format::MAGIC.as_bytes()) {
             return Some(Format::Csv);
         }
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") => Some(Format::Csv),
             Some("json" | "jsonld") => Some(Format::EpcisJson),
             Some("xml") => Some(Format::EpcisXml),
@@ -131,7 +136,11 @@ pub struct ImportReport {
 }
 
 /// Imports one file into `db`. See the module documentation.
-pub fn import_file(db: &Database, path: &Path, options: &ImportOptions) -> Result<ImportReport, ImportError> {
+pub fn import_file(
+    db: &Database,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let io_err = |e: std::io::Error| ImportError::Io {
         file: path.to_owned(),
@@ -174,43 +183,119 @@ pub fn import_file(db: &Database, path: &Path, options: &ImportOptions) -> Resul
 
     let file = std::fs::File::open(path).map_err(io_err)?;
     let counter = Arc::new(AtomicU64::new(0));
-    let reader = BufReader::with_capacity(1 << 20, CountingReader { inner: file, count: counter.clone() });
+    let reader = BufReader::with_capacity(
+        1 << 20,
+        CountingReader {
+            inner: file,
+            count: counter.clone(),
+        },
+    );
     let progress = Progress::new(options.progress, path, size, counter);
 
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let outcome = write_transaction(&mut conn, |conn| -> Result<ImportStats, Failure> {
-        let mut sink = Sink::new(conn, options.settings.batch_size, options.settings.code_cache);
-        let mut push = |record: Record, location: Location| -> Result<(), SinkError> {
-            sink.push(record, location)?;
-            progress.tick(1);
-            Ok(())
-        };
-        match format {
-            Format::Csv => read_csv(reader, &mut push)?,
-            Format::EpcisJson => epcis_json::read(reader, &mut push).map_err(|e| match e {
-                epcis_json::JsonReadError::Document(l, m) => Failure::Content(l, m),
-                epcis_json::JsonReadError::Handler(s) => Failure::Sink(s),
-            })?,
-            Format::EpcisXml => read_xml(reader, &mut push)?,
-        }
-        let stats = sink.finish()?;
-        diesel::insert_into(imports::table)
-            .values((
-                imports::sha256.eq(&sha256),
-                imports::file_name.eq(&file_name),
-                imports::format.eq(format.as_str()),
-                imports::imported_at.eq(now_ms()),
-                imports::codes.eq(i64::try_from(stats.codes_new + stats.codes_updated).unwrap_or(i64::MAX)),
-                imports::events.eq(i64::try_from(stats.events_new).unwrap_or(i64::MAX)),
-                imports::records.eq(i64::try_from(stats.master_data).unwrap_or(i64::MAX)),
-            ))
-            .execute(conn)?;
-        Ok(stats)
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Two stages on two threads: this one writes to the database while a
+    // reader thread parses the file, handing records over in chunks.
+    let outcome = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(8);
+        let reader_thread = scope.spawn(move || read_records(format, reader, tx));
+        let written = write_transaction(&mut conn, |conn| -> Result<ImportStats, Failure> {
+            let mut sink = Sink::new(
+                conn,
+                options.settings.batch_size,
+                options.settings.code_cache,
+            );
+            for chunk in rx.iter() {
+                let records = chunk?;
+                let n = records.len() as u64;
+                for (record, location) in records {
+                    sink.push(record, location)?;
+                }
+                progress.tick(n);
+            }
+            let stats = sink.finish()?;
+            diesel::insert_into(imports::table)
+                .values((
+                    imports::sha256.eq(&sha256),
+                    imports::file_name.eq(&file_name),
+                    imports::format.eq(format.as_str()),
+                    imports::imported_at.eq(now_ms()),
+                    imports::codes
+                        .eq(i64::try_from(stats.codes_new + stats.codes_updated)
+                            .unwrap_or(i64::MAX)),
+                    imports::events.eq(i64::try_from(stats.events_new).unwrap_or(i64::MAX)),
+                    imports::records.eq(i64::try_from(stats.master_data).unwrap_or(i64::MAX)),
+                ))
+                .execute(conn)?;
+            Ok(stats)
+        });
+        // If writing failed first, the reader stops at its next send.
+        let _ = reader_thread.join();
+        written
     });
     progress.finish();
     report.stats = outcome.map_err(|f| f.into_import_error(path))?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Records handed from the reader thread to the writer, or the reader's error.
+type Chunk = Result<Vec<(Record, Location)>, Failure>;
+
+/// Records per chunk sent between the threads.
+const CHUNK_RECORDS: usize = 2048;
+
+/// The reader thread: parses the file and sends records in chunks; stops
+/// when the writer has gone (it failed) or at the first error, which it sends.
+fn read_records(format: Format, reader: impl BufRead, tx: std::sync::mpsc::SyncSender<Chunk>) {
+    let mut buf: Vec<(Record, Location)> = Vec::with_capacity(CHUNK_RECORDS);
+    let mut push = |record: Record, location: Location| -> Result<(), Stop> {
+        buf.push((record, location));
+        if buf.len() >= CHUNK_RECORDS {
+            let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_RECORDS));
+            tx.send(Ok(full)).map_err(|_| Stop)?;
+        }
+        Ok(())
+    };
+    let outcome = match format {
+        Format::Csv => read_csv(reader, &mut push),
+        Format::EpcisJson => epcis_json::read(reader, &mut push).map_err(|e| match e {
+            epcis_json::JsonReadError::Document(l, m) => ReadFailure::Content(l, m),
+            epcis_json::JsonReadError::Handler(Stop) => ReadFailure::Stopped,
+        }),
+        Format::EpcisXml => read_xml(reader, &mut push),
+    };
+    match outcome {
+        Ok(()) => {
+            let rest = std::mem::take(&mut buf);
+            if !rest.is_empty() {
+                let _ = tx.send(Ok(rest));
+            }
+        }
+        Err(ReadFailure::Content(l, m)) => {
+            let _ = tx.send(Err(Failure::Content(l, m)));
+        }
+        Err(ReadFailure::Stopped) => {}
+    }
+}
+
+/// The writer went away; the reader stops.
+struct Stop;
+
+/// Why the reader stopped early.
+enum ReadFailure {
+    /// The file is wrong here.
+    Content(Location, String),
+    /// The writer stopped.
+    Stopped,
+}
+
+impl From<Stop> for ReadFailure {
+    fn from(_: Stop) -> Self {
+        ReadFailure::Stopped
+    }
 }
 
 /// Failure inside the import transaction.
@@ -235,7 +320,8 @@ impl From<diesel::result::Error> for Failure {
 impl Failure {
     fn into_import_error(self, path: &Path) -> ImportError {
         match self {
-            Failure::Content(location, message) | Failure::Sink(SinkError::Invalid { location, message }) => ImportError::Content {
+            Failure::Content(location, message)
+            | Failure::Sink(SinkError::Invalid { location, message }) => ImportError::Content {
                 file: path.to_owned(),
                 location,
                 message,
@@ -244,27 +330,36 @@ impl Failure {
                 file: path.to_owned(),
                 source: StorageError::Query(e),
             },
+            Failure::Sink(SinkError::Retry) => ImportError::Storage {
+                file: path.to_owned(),
+                source: StorageError::Task("an internal retry escaped the importer".into()),
+            },
         }
     }
 }
 
-fn read_csv(reader: impl BufRead, push: &mut dyn FnMut(Record, Location) -> Result<(), SinkError>) -> Result<(), Failure> {
+fn read_csv(
+    reader: impl BufRead,
+    push: &mut dyn FnMut(Record, Location) -> Result<(), Stop>,
+) -> Result<(), ReadFailure> {
     let mut csv = csv_format::CsvReader::new(reader);
     loop {
         match csv.next_record() {
             Ok(Some((record, location))) => push(record, location)?,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(Failure::Content(Location::Line(e.line), e.message)),
+            Err(e) => return Err(ReadFailure::Content(Location::Line(e.line), e.message)),
         }
     }
 }
 
-fn read_xml(reader: impl BufRead, push: &mut dyn FnMut(Record, Location) -> Result<(), SinkError>) -> Result<(), Failure> {
+fn read_xml(
+    reader: impl BufRead,
+    push: &mut dyn FnMut(Record, Location) -> Result<(), Stop>,
+) -> Result<(), ReadFailure> {
     let mut xml = epcis_xml::EpcisXmlReader::new(reader);
-    let mut ctx: Option<crate::data::epcis::DocContext> = None;
     loop {
         let item = xml.next_item().map_err(|e| {
-            Failure::Content(
+            ReadFailure::Content(
                 match e.column {
                     Some(c) => Location::LineColumn(e.line, c),
                     None => Location::Line(e.line),
@@ -273,39 +368,31 @@ fn read_xml(reader: impl BufRead, push: &mut dyn FnMut(Record, Location) -> Resu
             )
         })?;
         let Some(item) = item else { return Ok(()) };
-        let ctx = match &ctx {
-            Some(c) => c.clone(),
-            None => {
-                let c = xml_context(&xml).map_err(|m| Failure::Content(Location::Line(1), m))?;
-                ctx = Some(c.clone());
-                c
-            }
-        };
+        // The namespace map grows as the document is read: take the context
+        // as it stands for this item.
+        let ctx = crate::data::epcis::DocContext::from_json(&xml.document().json_ld_context())
+            .map_err(|m| ReadFailure::Content(Location::Line(1), m))?;
         match item {
             epcis_xml::XmlItem::Event { value, line, index } => {
                 let pointer = format!("/epcisBody/eventList/{index}");
-                let record = crate::data::epcis::event_from_json(value, &pointer, &ctx)
-                    .map_err(|e| Failure::Content(Location::Line(line), format!("{} (event {}): {}", e.pointer, index + 1, e.message)))?;
+                let record =
+                    crate::data::epcis::event_from_json(value, &pointer, &ctx).map_err(|e| {
+                        ReadFailure::Content(
+                            Location::Line(line),
+                            format!("event {} ({}): {}", index + 1, e.pointer, e.message),
+                        )
+                    })?;
                 push(Record::Event(Box::new(record)), Location::Line(line))?;
             }
             epcis_xml::XmlItem::MasterData { value, line } => {
                 let records = crate::data::epcis::vocabulary_to_records(&value, "/vocabulary")
-                    .map_err(|e| Failure::Content(Location::Line(line), e.message))?;
+                    .map_err(|e| ReadFailure::Content(Location::Line(line), e.message))?;
                 for (record, _) in records {
                     push(record, Location::Line(line))?;
                 }
             }
         }
     }
-}
-
-/// The JSON-LD context implied by an XML document's namespace declarations.
-fn xml_context<R: BufRead>(xml: &epcis_xml::EpcisXmlReader<R>) -> Result<crate::data::epcis::DocContext, String> {
-    let mut terms = serde_json::Map::new();
-    for (prefix, uri) in &xml.document().namespaces {
-        terms.insert(prefix.clone(), serde_json::Value::String(uri.clone()));
-    }
-    crate::data::epcis::DocContext::from_json(&serde_json::Value::Object(terms))
 }
 
 fn now_ms() -> i64 {
@@ -369,7 +456,11 @@ impl Progress {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_prefix(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            bar.set_prefix(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
             bar
         });
         Progress {
@@ -383,7 +474,8 @@ impl Progress {
     fn tick(&self, n: u64) {
         let Some(bar) = &self.bar else { return };
         self.records.set(self.records.get() + n);
-        if self.records.get() % 4096 == 0 && self.last.get().elapsed() > Duration::from_millis(200) {
+        if self.records.get() % 4096 == 0 && self.last.get().elapsed() > Duration::from_millis(200)
+        {
             self.last.set(Instant::now());
             bar.set_position(self.bytes.load(Ordering::Relaxed));
             bar.set_message(format!("{} records", self.records.get()));

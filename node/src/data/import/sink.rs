@@ -9,12 +9,17 @@
 //! write transaction, so a failed file leaves nothing behind.
 
 use super::cache::TwoGenerationCache;
-use super::record::{CodeRecord, EventRecord, Facility, Location, Machine, Operator, Product, Record};
+use super::record::{
+    CodeRecord, EventRecord, Facility, Location, Machine, Operator, Product, Record,
+};
 use crate::data::model::{Action, CodeStatus, EpcisType, EventKind, Level, Role};
 use crate::on_backend;
 use crate::storage::DbConnection;
-use crate::storage::schema::{aggregation_history, codes, event_codes, events, facilities, machines, operators, products};
+use crate::storage::schema::{
+    aggregation_history, codes, event_codes, events, facilities, machines, operators, products,
+};
 use diesel::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
 
 /// A problem with one record, found while writing it.
@@ -31,6 +36,10 @@ pub enum SinkError {
     /// The database refused a write.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// Internal: a fast-path batch met an existing code and is redone
+    /// carefully. Never leaves the sink.
+    #[error("batch retried")]
+    Retry,
 }
 
 /// What an import wrote.
@@ -53,8 +62,6 @@ pub struct ImportStats {
 enum Fact {
     /// Only make sure the code exists (a parent, or a code named in a link).
     Mention,
-    /// Level and product from a code line.
-    Declare { level: Option<Level>, product: Option<i64> },
     /// Applied (commissioned) by an event.
     Applied { event: i64, product: Option<i64> },
     /// Put into `parent` by `event`.
@@ -65,28 +72,150 @@ enum Fact {
     Deactivate { event: i64 },
     /// Named by `event` in `role`.
     Link { event: i64, role: Role },
+    /// A CSV code line: level, product, the event that applied it, and its
+    /// parent with the event that put it there.
+    Line {
+        level: Option<Level>,
+        product: Option<i64>,
+        applied: Option<(i64, Option<i64>)>,
+        parent: Option<String>,
+        aggregated_by: Option<i64>,
+    },
 }
 
-/// A code's row as the flush works on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CodeState {
-    level: Level,
-    status: CodeStatus,
-    product: Option<i64>,
-    applied_by: Option<i64>,
-    parent: Option<i64>,
-    aggregated_by: Option<i64>,
+impl Fact {
+    /// The other code a fact refers to.
+    fn parent(&self) -> Option<&str> {
+        match self {
+            Fact::Aggregate { parent, .. } | Fact::Detach { parent, .. } => Some(parent),
+            Fact::Line { parent, .. } => parent.as_deref(),
+            _ => None,
+        }
+    }
 }
 
-impl CodeState {
-    const NEW: CodeState = CodeState {
-        level: Level::Unknown,
-        status: CodeStatus::Active,
-        product: None,
-        applied_by: None,
-        parent: None,
-        aggregated_by: None,
+/// Applies one fact to a code's state; `Err` is the message for the officer.
+fn apply_fact(
+    code: &str,
+    id: i64,
+    fact: &Fact,
+    state: &mut CodeState,
+    ids: &FxHashMap<&str, i64>,
+    links: &mut Vec<NewLink>,
+    history: &mut Vec<NewHistory>,
+) -> Result<(), String> {
+    let link = |links: &mut Vec<NewLink>, event: i64, role: Role| {
+        links.push(NewLink {
+            code_id: id,
+            event_id: event,
+            role: role.to_i16(),
+        })
     };
+    let declare =
+        |state: &mut CodeState, level: Option<Level>, product: Option<i64>| -> Result<(), String> {
+            if let Some(level) = level {
+                if state.level == Level::Unknown {
+                    state.level = level;
+                } else if state.level != level {
+                    return Err(format!(
+                        "code {code:?} is already recorded as a {}, not a {level}",
+                        state.level
+                    ));
+                }
+            }
+            if let Some(p) = product {
+                match state.product {
+                    None => state.product = Some(p),
+                    Some(q) if q == p => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "code {code:?} is already recorded with another product"
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        };
+    let applied =
+        |state: &mut CodeState, links: &mut Vec<NewLink>, event: i64, product: Option<i64>| {
+            match state.applied_by {
+                None => state.applied_by = Some(event),
+                Some(e) if e == event => {}
+                Some(_) => link(links, event, Role::Epc),
+            }
+            if state.product.is_none() {
+                state.product = product;
+            }
+        };
+    let aggregate = |state: &mut CodeState,
+                     history: &mut Vec<NewHistory>,
+                     parent: &str,
+                     event: Option<i64>|
+     -> Result<(), String> {
+        let parent_id = ids.get(parent).copied().unwrap_or(0);
+        if parent_id == id {
+            return Err(format!("code {code:?} cannot contain itself"));
+        }
+        if state.parent == Some(parent_id) && (event.is_none() || state.aggregated_by == event) {
+            return Ok(());
+        }
+        if let Some(old_parent) = state.parent {
+            let Some(ended_by) = event else {
+                return Err(format!(
+                    "code {code:?} moves to parent {parent:?} without an aggregation event (aggregated_by)"
+                ));
+            };
+            history.push(NewHistory {
+                child_id: id,
+                ended_by,
+                parent_id: old_parent,
+                aggregated_by: state.aggregated_by,
+            });
+        }
+        state.parent = Some(parent_id);
+        state.aggregated_by = event;
+        Ok(())
+    };
+    match fact {
+        Fact::Mention => {}
+        Fact::Applied { event, product } => applied(state, links, *event, *product),
+        Fact::Aggregate { parent, event } => aggregate(state, history, parent, *event)?,
+        Fact::Line {
+            level,
+            product,
+            applied: app,
+            parent,
+            aggregated_by,
+        } => {
+            declare(state, *level, *product)?;
+            if let Some((event, event_product)) = app {
+                applied(state, links, *event, product.or(*event_product));
+            }
+            if let Some(p) = parent {
+                aggregate(state, history, p, *aggregated_by)?;
+            }
+        }
+        Fact::Detach { parent, event } => {
+            let parent_id = ids.get(parent.as_str()).copied().unwrap_or(0);
+            if state.parent == Some(parent_id) {
+                history.push(NewHistory {
+                    child_id: id,
+                    ended_by: *event,
+                    parent_id,
+                    aggregated_by: state.aggregated_by,
+                });
+                state.parent = None;
+                state.aggregated_by = None;
+            }
+            link(links, *event, Role::Child);
+        }
+        Fact::Deactivate { event } => {
+            state.status = CodeStatus::Deactivated;
+            link(links, *event, Role::Epc);
+        }
+        Fact::Link { event, role } => link(links, *event, *role),
+    }
+    Ok(())
 }
 
 #[derive(Insertable)]
@@ -103,7 +232,7 @@ struct NewCode<'a> {
     code: &'a str,
 }
 
-#[derive(Insertable)]
+#[derive(Insertable, Clone)]
 #[diesel(table_name = events)]
 #[diesel(treat_none_as_default_value = false)]
 struct NewEvent {
@@ -173,8 +302,10 @@ impl IdBlock {
         if self.next >= self.end {
             match conn {
                 DbConnection::Sqlite(c) => {
-                    let row: IdRow = diesel::sql_query(format!("SELECT COALESCE(MAX(id), 0) AS id FROM {table}"))
-                        .get_result(c)?;
+                    let row: IdRow = diesel::sql_query(format!(
+                        "SELECT COALESCE(MAX(id), 0) AS id FROM {table}"
+                    ))
+                    .get_result(c)?;
                     self.next = self.next.max(row.id + 1);
                     self.end = i64::MAX;
                 }
@@ -231,6 +362,8 @@ pub struct Sink<'c> {
     new_events: Vec<(NewEvent, Option<String>)>,
     origins: Vec<Location>,
     stats: ImportStats,
+    /// Batches to wait before trying the fast path again after a miss.
+    optimistic_rest: u32,
 }
 
 impl<'c> Sink<'c> {
@@ -249,6 +382,7 @@ impl<'c> Sink<'c> {
             new_events: Vec::new(),
             origins: Vec::new(),
             stats: ImportStats::default(),
+            optimistic_rest: 0,
         }
     }
 
@@ -274,7 +408,10 @@ impl<'c> Sink<'c> {
 
     fn operator(&mut self, o: Operator, _loc: &Location) -> Result<(), SinkError> {
         use operators::dsl as t;
-        let extra = o.extra.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string());
+        let extra = o
+            .extra
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string());
         let values = (
             t::ext_id.eq(&o.ext_id),
             t::name.eq(&o.name),
@@ -300,7 +437,10 @@ impl<'c> Sink<'c> {
     fn facility(&mut self, f: Facility, loc: &Location) -> Result<(), SinkError> {
         use facilities::dsl as t;
         let operator_id = self.resolve_operator(f.operator.as_deref(), loc)?;
-        let extra = f.extra.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string());
+        let extra = f
+            .extra
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string());
         let values = (
             t::ext_id.eq(&f.ext_id),
             t::operator_id.eq(operator_id),
@@ -325,7 +465,10 @@ impl<'c> Sink<'c> {
     fn machine(&mut self, m: Machine, loc: &Location) -> Result<(), SinkError> {
         use machines::dsl as t;
         let facility_id = self.resolve_facility(m.facility.as_deref(), loc)?;
-        let extra = m.extra.as_ref().map(|x| serde_json::Value::Object(x.clone()).to_string());
+        let extra = m
+            .extra
+            .as_ref()
+            .map(|x| serde_json::Value::Object(x.clone()).to_string());
         let values = (
             t::ext_id.eq(&m.ext_id),
             t::facility_id.eq(facility_id),
@@ -348,7 +491,10 @@ impl<'c> Sink<'c> {
     fn product(&mut self, p: Product, loc: &Location) -> Result<(), SinkError> {
         use products::dsl as t;
         let operator_id = self.resolve_operator(p.operator.as_deref(), loc)?;
-        let extra = p.extra.as_ref().map(|x| serde_json::Value::Object(x.clone()).to_string());
+        let extra = p
+            .extra
+            .as_ref()
+            .map(|x| serde_json::Value::Object(x.clone()).to_string());
         let values = (
             t::ext_id.eq(&p.ext_id),
             t::operator_id.eq(operator_id),
@@ -374,7 +520,11 @@ impl<'c> Sink<'c> {
         Ok(())
     }
 
-    fn resolve_operator(&mut self, ext: Option<&str>, loc: &Location) -> Result<Option<i64>, SinkError> {
+    fn resolve_operator(
+        &mut self,
+        ext: Option<&str>,
+        loc: &Location,
+    ) -> Result<Option<i64>, SinkError> {
         let Some(ext) = ext else { return Ok(None) };
         if let Some(id) = self.master.operators.get(ext) {
             return Ok(Some(*id));
@@ -385,7 +535,14 @@ impl<'c> Sink<'c> {
             .select(t::id)
             .first(&mut *self.conn)
             .optional()?;
-        let id = found.ok_or_else(|| invalid(loc, format!("economic operator {ext:?} is not defined (add an operator record before it)")))?;
+        let id = found.ok_or_else(|| {
+            invalid(
+                loc,
+                format!(
+                    "economic operator {ext:?} is not defined (add an operator record before it)"
+                ),
+            )
+        })?;
         self.master.operators.insert(ext.to_owned(), id);
         Ok(Some(id))
     }
@@ -406,15 +563,26 @@ impl<'c> Sink<'c> {
         Ok(found)
     }
 
-    fn resolve_facility(&mut self, ext: Option<&str>, loc: &Location) -> Result<Option<i64>, SinkError> {
+    fn resolve_facility(
+        &mut self,
+        ext: Option<&str>,
+        loc: &Location,
+    ) -> Result<Option<i64>, SinkError> {
         let Some(ext) = ext else { return Ok(None) };
         match self.lookup_facility(ext)? {
             Some(id) => Ok(Some(id)),
-            None => Err(invalid(loc, format!("facility {ext:?} is not defined (add a facility record before it)"))),
+            None => Err(invalid(
+                loc,
+                format!("facility {ext:?} is not defined (add a facility record before it)"),
+            )),
         }
     }
 
-    fn resolve_machine(&mut self, ext: Option<&str>, loc: &Location) -> Result<Option<i64>, SinkError> {
+    fn resolve_machine(
+        &mut self,
+        ext: Option<&str>,
+        loc: &Location,
+    ) -> Result<Option<i64>, SinkError> {
         let Some(ext) = ext else { return Ok(None) };
         if let Some(id) = self.master.machines.get(ext) {
             return Ok(Some(*id));
@@ -425,12 +593,21 @@ impl<'c> Sink<'c> {
             .select(t::id)
             .first(&mut *self.conn)
             .optional()?;
-        let id = found.ok_or_else(|| invalid(loc, format!("machine {ext:?} is not defined (add a machine record before it)")))?;
+        let id = found.ok_or_else(|| {
+            invalid(
+                loc,
+                format!("machine {ext:?} is not defined (add a machine record before it)"),
+            )
+        })?;
         self.master.machines.insert(ext.to_owned(), id);
         Ok(Some(id))
     }
 
-    fn resolve_product(&mut self, ext: Option<&str>, loc: &Location) -> Result<Option<i64>, SinkError> {
+    fn resolve_product(
+        &mut self,
+        ext: Option<&str>,
+        loc: &Location,
+    ) -> Result<Option<i64>, SinkError> {
         let Some(ext) = ext else { return Ok(None) };
         if let Some(id) = self.master.products.get(ext) {
             return Ok(Some(*id));
@@ -441,7 +618,12 @@ impl<'c> Sink<'c> {
             .select(t::id)
             .first(&mut *self.conn)
             .optional()?;
-        let id = found.ok_or_else(|| invalid(loc, format!("product {ext:?} is not defined (add a product record before it)")))?;
+        let id = found.ok_or_else(|| {
+            invalid(
+                loc,
+                format!("product {ext:?} is not defined (add a product record before it)"),
+            )
+        })?;
         self.master.products.insert(ext.to_owned(), id);
         Ok(Some(id))
     }
@@ -515,7 +697,13 @@ impl<'c> Sink<'c> {
             product_id,
             doc: serde_json::Value::Object(e.doc).to_string(),
         };
-        self.event_cache.insert(e.key, EventRef { id, product: product_id });
+        self.event_cache.insert(
+            e.key,
+            EventRef {
+                id,
+                product: product_id,
+            },
+        );
         self.stats.events_new += 1;
 
         // The effect on codes, in GSP's compact form: application and
@@ -524,7 +712,10 @@ impl<'c> Sink<'c> {
         if let Some(p) = &parent {
             // EU EPA: an aggregation applies the aggregated-level code too.
             let fact = if e.epcis_type == EpcisType::Aggregation && e.action == Some(Action::Add) {
-                Fact::Applied { event: id, product: None }
+                Fact::Applied {
+                    event: id,
+                    product: None,
+                }
             } else {
                 Fact::Mention
             };
@@ -545,15 +736,21 @@ impl<'c> Sink<'c> {
                     };
                     Fact::Applied { event: id, product }
                 }
-                (EpcisType::Object, Some(Action::Delete), Role::Epc, _) => Fact::Deactivate { event: id },
-                (EpcisType::Aggregation, Some(Action::Add), Role::Child, Some(p)) => Fact::Aggregate {
-                    parent: p.clone(),
-                    event: Some(id),
-                },
-                (EpcisType::Aggregation, Some(Action::Delete), Role::Child, Some(p)) => Fact::Detach {
-                    parent: p.clone(),
-                    event: id,
-                },
+                (EpcisType::Object, Some(Action::Delete), Role::Epc, _) => {
+                    Fact::Deactivate { event: id }
+                }
+                (EpcisType::Aggregation, Some(Action::Add), Role::Child, Some(p)) => {
+                    Fact::Aggregate {
+                        parent: p.clone(),
+                        event: Some(id),
+                    }
+                }
+                (EpcisType::Aggregation, Some(Action::Delete), Role::Child, Some(p)) => {
+                    Fact::Detach {
+                        parent: p.clone(),
+                        event: id,
+                    }
+                }
                 _ if e.kind == EventKind::Deactivation => Fact::Deactivate { event: id },
                 _ => Fact::Link { event: id, role },
             };
@@ -586,20 +783,26 @@ impl<'c> Sink<'c> {
             None => None,
         };
         if aggregated.is_some() && c.parent.is_none() {
-            return Err(invalid(&location, "aggregated_by is given but parent is empty".into()));
+            return Err(invalid(
+                &location,
+                "aggregated_by is given but parent is empty".into(),
+            ));
         }
         if c.parent.as_deref() == Some(c.code.as_str()) {
-            return Err(invalid(&location, format!("code {:?} cannot be its own parent", c.code)));
+            return Err(invalid(
+                &location,
+                format!("code {:?} cannot be its own parent", c.code),
+            ));
         }
         let origin = self.origin(location);
-        self.facts.push((c.code.clone(), Fact::Declare { level: c.level, product }, origin));
-        if let Some(ev) = applied {
-            self.facts.push((c.code.clone(), Fact::Applied { event: ev.id, product: product.or(ev.product) }, origin));
-        }
-        if let Some(parent) = c.parent {
-            self.facts.push((parent.clone(), Fact::Mention, origin));
-            self.facts.push((c.code, Fact::Aggregate { parent, event: aggregated.map(|e| e.id) }, origin));
-        }
+        let fact = Fact::Line {
+            level: c.level,
+            product,
+            applied: applied.map(|e| (e.id, e.product)),
+            parent: c.parent,
+            aggregated_by: aggregated.map(|e| e.id),
+        };
+        self.facts.push((c.code, fact, origin));
         if self.facts.len() >= self.batch_size {
             self.flush()?;
         }
@@ -611,10 +814,6 @@ impl<'c> Sink<'c> {
             self.origins.push(location);
         }
         u32::try_from(self.origins.len() - 1).unwrap_or(u32::MAX)
-    }
-
-    fn location_of(&self, origin: u32) -> Location {
-        self.origins.get(origin as usize).cloned().unwrap_or(Location::File)
     }
 
     fn detach_all(&mut self, parent: &str, event: i64) -> Result<(), SinkError> {
@@ -646,7 +845,10 @@ impl<'c> Sink<'c> {
         self.insert_history(&history)?;
         self.insert_links(&links)?;
         diesel::update(t::codes.filter(t::parent_id.eq(parent_id)))
-            .set((t::parent_id.eq(None::<i64>), t::aggregated_by.eq(None::<i64>)))
+            .set((
+                t::parent_id.eq(None::<i64>),
+                t::aggregated_by.eq(None::<i64>),
+            ))
             .execute(&mut *self.conn)?;
         Ok(())
     }
@@ -654,17 +856,84 @@ impl<'c> Sink<'c> {
     // ---- the batch ---------------------------------------------------------
 
     /// Writes every buffered fact and event.
+    ///
+    /// Fast path first: assume every code not in the cache is new and insert
+    /// them inside a savepoint, refusing duplicates. If any existed after all,
+    /// the savepoint is rolled back and the careful path looks every unknown
+    /// code up first. After a miss the fast path rests for a while, since a
+    /// re-import would miss every time.
     fn flush(&mut self) -> Result<(), SinkError> {
         if self.facts.is_empty() && self.new_events.is_empty() {
             return Ok(());
         }
         let facts = std::mem::take(&mut self.facts);
         let new_events = std::mem::take(&mut self.new_events);
+        let mut outcome = None;
+        if self.optimistic_rest == 0 {
+            let stats = self.stats;
+            match self.with_savepoint(|sink| sink.write_batch(&facts, &new_events, true)) {
+                Ok(known) => outcome = Some(known),
+                Err(SinkError::Retry) => {
+                    self.stats = stats;
+                    self.optimistic_rest = 16;
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.optimistic_rest -= 1;
+        }
+        let known = match outcome {
+            Some(k) => k,
+            None => self.write_batch(&facts, &new_events, false)?,
+        };
+        for (code, id) in known {
+            self.code_cache.insert(code, id);
+        }
+        self.origins.clear();
+        Ok(())
+    }
 
+    /// Runs `work` in a savepoint: released on success, rolled back on error.
+    fn with_savepoint<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, SinkError>,
+    ) -> Result<T, SinkError> {
+        use diesel::connection::SimpleConnection;
+        self.conn.batch_execute("SAVEPOINT gsp_batch")?;
+        match work(self) {
+            Ok(v) => {
+                self.conn.batch_execute("RELEASE SAVEPOINT gsp_batch")?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.conn.batch_execute(
+                    "ROLLBACK TO SAVEPOINT gsp_batch; RELEASE SAVEPOINT gsp_batch",
+                )?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Resolves, applies and writes one batch. With `assume_new`, codes not
+    /// in the cache are taken as new without a lookup and the write fails with
+    /// [`SinkError::Retry`] if one existed. Returns every code of the batch
+    /// with its id, for the cache.
+    fn write_batch(
+        &mut self,
+        facts: &[(String, Fact, u32)],
+        new_events: &[(NewEvent, Option<String>)],
+        assume_new: bool,
+    ) -> Result<Vec<(String, i64)>, SinkError> {
         // 1. Every code this batch touches, with its id if known.
-        let mut ids: HashMap<&str, i64> = HashMap::with_capacity(facts.len());
+        let mut ids: FxHashMap<&str, i64> = FxHashMap::default();
+        ids.reserve(facts.len() * 2);
         let mut unknown: Vec<&str> = Vec::new();
-        fn note<'a>(cache: &mut TwoGenerationCache<i64>, code: &'a str, ids: &mut HashMap<&'a str, i64>, unknown: &mut Vec<&'a str>) {
+        fn note<'a>(
+            cache: &mut TwoGenerationCache<i64>,
+            code: &'a str,
+            ids: &mut FxHashMap<&'a str, i64>,
+            unknown: &mut Vec<&'a str>,
+        ) {
             if ids.contains_key(code) {
                 return;
             }
@@ -678,35 +947,36 @@ impl<'c> Sink<'c> {
                 }
             }
         }
-        for (code, fact, _) in &facts {
+        for (code, fact, _) in facts {
             note(&mut self.code_cache, code, &mut ids, &mut unknown);
-            if let Fact::Aggregate { parent, .. } | Fact::Detach { parent, .. } = fact {
+            if let Some(parent) = fact.parent() {
                 note(&mut self.code_cache, parent, &mut ids, &mut unknown);
             }
         }
-        for (_, parent) in &new_events {
+        for (_, parent) in new_events {
             if let Some(p) = parent {
                 note(&mut self.code_cache, p, &mut ids, &mut unknown);
             }
         }
 
-        // 2. Look up the ones not in the cache; what is not found is new.
-        let mut existing: HashMap<i64, CodeState> = HashMap::new();
+        // 2. Unknown codes: looked up (careful path) or taken as new (fast path).
         let mut existing_ids: Vec<i64> = ids.values().copied().filter(|&id| id != 0).collect();
-        for chunk in unknown.chunks(4096) {
-            use codes::dsl as t;
-            let found: Vec<(String, i64)> = t::codes
-                .filter(t::code.eq_any(chunk))
-                .select((t::code, t::id))
-                .load(&mut *self.conn)?;
-            for (code, id) in found {
-                if let Some(slot) = ids.get_mut(code.as_str()) {
-                    *slot = id;
-                    existing_ids.push(id);
+        if !assume_new {
+            for chunk in unknown.chunks(4096) {
+                use codes::dsl as t;
+                let found: Vec<(String, i64)> = t::codes
+                    .filter(t::code.eq_any(chunk))
+                    .select((t::code, t::id))
+                    .load(&mut *self.conn)?;
+                for (code, id) in found {
+                    if let Some(slot) = ids.get_mut(code.as_str()) {
+                        *slot = id;
+                        existing_ids.push(id);
+                    }
                 }
             }
         }
-        let mut new_codes: Vec<&str> = Vec::new();
+        let mut new_codes: Vec<&str> = Vec::with_capacity(unknown.len());
         for code in &unknown {
             if ids.get(code) == Some(&0) {
                 let id = self.code_ids.take(&mut *self.conn, "codes")?;
@@ -716,7 +986,7 @@ impl<'c> Sink<'c> {
         }
 
         // 3. Current state of existing codes that facts change.
-        let touched: std::collections::HashSet<i64> = facts
+        let touched: FxHashSet<i64> = facts
             .iter()
             .filter(|(_, f, _)| !matches!(f, Fact::Mention))
             .filter_map(|(c, _, _)| ids.get(c.as_str()).copied())
@@ -724,11 +994,29 @@ impl<'c> Sink<'c> {
         existing_ids.retain(|id| touched.contains(id));
         existing_ids.sort_unstable();
         existing_ids.dedup();
+        let mut existing: FxHashMap<i64, CodeState> = FxHashMap::default();
         for chunk in existing_ids.chunks(4096) {
             use codes::dsl as t;
-            let rows: Vec<(i64, i16, i16, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> = t::codes
+            type Row = (
+                i64,
+                i16,
+                i16,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+            );
+            let rows: Vec<Row> = t::codes
                 .filter(t::id.eq_any(chunk))
-                .select((t::id, t::level, t::status, t::product_id, t::applied_by, t::parent_id, t::aggregated_by))
+                .select((
+                    t::id,
+                    t::level,
+                    t::status,
+                    t::product_id,
+                    t::applied_by,
+                    t::parent_id,
+                    t::aggregated_by,
+                ))
                 .load(&mut *self.conn)?;
             for (id, level, status, product, applied_by, parent, aggregated_by) in rows {
                 existing.insert(
@@ -745,115 +1033,27 @@ impl<'c> Sink<'c> {
             }
         }
         let original = existing.clone();
-        let mut fresh: HashMap<i64, CodeState> = new_codes.iter().map(|c| (ids[c], CodeState::NEW)).collect();
+        let mut fresh: FxHashMap<i64, CodeState> =
+            new_codes.iter().map(|c| (ids[c], CodeState::NEW)).collect();
 
         // 4. Apply the facts in order.
         let mut links: Vec<NewLink> = Vec::new();
         let mut history: Vec<NewHistory> = Vec::new();
-        for (code, fact, origin) in &facts {
+        for (code, fact, origin) in facts {
             let id = ids[code.as_str()];
-            let state = match fresh.get_mut(&id) {
-                Some(s) => s,
-                None => match existing.get_mut(&id) {
-                    Some(s) => s,
-                    None => continue, // a Mention of a code that exists
+            let Some(state) = fresh.get_mut(&id).or_else(|| existing.get_mut(&id)) else {
+                continue; // only mentioned, and it exists
+            };
+            apply_fact(code, id, fact, state, &ids, &mut links, &mut history).map_err(
+                |message| SinkError::Invalid {
+                    location: self
+                        .origins
+                        .get(*origin as usize)
+                        .cloned()
+                        .unwrap_or(Location::File),
+                    message,
                 },
-            };
-            let fail = |message: String| SinkError::Invalid {
-                location: self.location_of(*origin),
-                message,
-            };
-            match fact {
-                Fact::Mention => {}
-                Fact::Declare { level, product } => {
-                    if let Some(level) = level {
-                        if state.level == Level::Unknown {
-                            state.level = *level;
-                        } else if state.level != *level {
-                            return Err(fail(format!(
-                                "code {code:?} is already recorded as a {}, not a {level}",
-                                state.level
-                            )));
-                        }
-                    }
-                    if let Some(p) = product {
-                        match state.product {
-                            None => state.product = Some(*p),
-                            Some(q) if q == *p => {}
-                            Some(_) => return Err(fail(format!("code {code:?} is already recorded with another product"))),
-                        }
-                    }
-                }
-                Fact::Applied { event, product } => {
-                    match state.applied_by {
-                        None => state.applied_by = Some(*event),
-                        Some(e) if e == *event => {}
-                        Some(_) => links.push(NewLink {
-                            code_id: id,
-                            event_id: *event,
-                            role: Role::Epc.to_i16(),
-                        }),
-                    }
-                    if state.product.is_none() {
-                        state.product = *product;
-                    }
-                }
-                Fact::Aggregate { parent, event } => {
-                    let parent_id = ids[parent.as_str()];
-                    if parent_id == id {
-                        return Err(fail(format!("code {code:?} cannot contain itself")));
-                    }
-                    if state.parent == Some(parent_id) && (event.is_none() || state.aggregated_by == *event) {
-                        continue;
-                    }
-                    if let Some(old_parent) = state.parent {
-                        let Some(ended_by) = event else {
-                            return Err(fail(format!(
-                                "code {code:?} moves to parent {parent:?} without an aggregation event (aggregated_by)"
-                            )));
-                        };
-                        history.push(NewHistory {
-                            child_id: id,
-                            ended_by: *ended_by,
-                            parent_id: old_parent,
-                            aggregated_by: state.aggregated_by,
-                        });
-                    }
-                    state.parent = Some(parent_id);
-                    state.aggregated_by = *event;
-                }
-                Fact::Detach { parent, event } => {
-                    let parent_id = ids[parent.as_str()];
-                    if state.parent == Some(parent_id) {
-                        history.push(NewHistory {
-                            child_id: id,
-                            ended_by: *event,
-                            parent_id,
-                            aggregated_by: state.aggregated_by,
-                        });
-                        state.parent = None;
-                        state.aggregated_by = None;
-                    }
-                    links.push(NewLink {
-                        code_id: id,
-                        event_id: *event,
-                        role: Role::Child.to_i16(),
-                    });
-                }
-                Fact::Deactivate { event } => {
-                    state.status = CodeStatus::Deactivated;
-                    links.push(NewLink {
-                        code_id: id,
-                        event_id: *event,
-                        role: Role::Epc.to_i16(),
-                    });
-                }
-                Fact::Link { event, role } => links.push(NewLink {
-                    code_id: id,
-                    event_id: *event,
-                    role: role.to_i16(),
-                }),
-            }
+            )?;
         }
 
         // 5. Write: new codes, changed codes, events, history, links.
@@ -873,9 +1073,11 @@ impl<'c> Sink<'c> {
                 });
             }
         }
-        self.insert_codes(&rows)?;
-        self.stats.codes_new += rows.len() as u64;
-
+        let inserted = self.insert_codes(&rows, assume_new)?;
+        if inserted != rows.len() {
+            return Err(SinkError::Retry);
+        }
+        let mut updated = 0;
         for (id, state) in &existing {
             if original.get(id) == Some(state) {
                 continue;
@@ -891,58 +1093,80 @@ impl<'c> Sink<'c> {
                     t::aggregated_by.eq(state.aggregated_by),
                 ))
                 .execute(&mut *self.conn)?;
-            self.stats.codes_updated += 1;
+            updated += 1;
         }
-
-        let parent_ids: Vec<Option<i64>> = new_events
-            .iter()
-            .map(|(_, parent)| parent.as_deref().and_then(|p| ids.get(p).copied()))
-            .collect();
-        // Every code of this batch is now in the database.
-        let known: Vec<(String, i64)> = ids.into_iter().map(|(c, id)| (c.to_owned(), id)).collect();
         let events_rows: Vec<NewEvent> = new_events
-            .into_iter()
-            .zip(parent_ids)
-            .map(|((mut row, _), parent)| {
-                row.parent_code_id = parent;
-                row
+            .iter()
+            .map(|(row, parent)| NewEvent {
+                parent_code_id: parent.as_deref().and_then(|p| ids.get(p).copied()),
+                ..row.clone()
             })
             .collect();
         for chunk in events_rows.chunks(1000) {
-            on_backend!(&mut *self.conn, |c| diesel::insert_into(events::table).values(chunk).execute(c))?;
+            on_backend!(&mut *self.conn, |c| diesel::insert_into(events::table)
+                .values(chunk)
+                .execute(c))?;
         }
         self.insert_history(&history)?;
         self.insert_links(&links)?;
-
-        for (code, id) in known {
-            self.code_cache.insert(code, id);
-        }
-        self.origins.clear();
-        Ok(())
+        self.stats.codes_new += rows.len() as u64;
+        self.stats.codes_updated += updated;
+        Ok(ids.into_iter().map(|(c, id)| (c.to_owned(), id)).collect())
     }
 
-    fn insert_codes(&mut self, rows: &[NewCode<'_>]) -> Result<(), SinkError> {
+    /// Inserts new code rows; returns how many went in. With `ignore_existing`
+    /// a row whose code exists is skipped (and not counted) on SQLite, and
+    /// turns into [`SinkError::Retry`] on PostgreSQL, instead of failing.
+    fn insert_codes(
+        &mut self,
+        rows: &[NewCode<'_>],
+        ignore_existing: bool,
+    ) -> Result<usize, SinkError> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         match &mut *self.conn {
             DbConnection::Sqlite(c) => {
-                // 8 columns x 2000 rows stays under SQLite's 32766 bound parameters.
-                for chunk in rows.chunks(2000) {
-                    diesel::insert_into(codes::table).values(chunk).execute(c)?;
+                // One cached prepared statement executed per row: SQLite's
+                // cheapest way in (no SQL to parse per batch, no JSON to unpack).
+                let mut inserted = 0;
+                for row in rows {
+                    inserted += if ignore_existing {
+                        diesel::insert_or_ignore_into(codes::table)
+                            .values(row)
+                            .execute(c)?
+                    } else {
+                        diesel::insert_into(codes::table).values(row).execute(c)?
+                    };
                 }
+                Ok(inserted)
             }
             DbConnection::Postgresql(c) => {
-                diesel::copy_from(codes::table).from_insertable(rows).execute(c)?;
+                // COPY has no "ignore": a duplicate fails the statement, which
+                // the fast path's savepoint turns into a retry.
+                match diesel::copy_from(codes::table)
+                    .from_insertable(rows)
+                    .execute(c)
+                {
+                    Ok(n) => Ok(n),
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    )) if ignore_existing => Err(SinkError::Retry),
+                    Err(e) => Err(e.into()),
+                }
             }
         }
-        Ok(())
     }
 
     fn insert_history(&mut self, rows: &[NewHistory]) -> Result<(), SinkError> {
         for chunk in rows.chunks(4000) {
             match &mut *self.conn {
-                DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(aggregation_history::table).values(chunk).execute(c)?,
+                DbConnection::Sqlite(c) => {
+                    diesel::insert_or_ignore_into(aggregation_history::table)
+                        .values(chunk)
+                        .execute(c)?
+                }
                 DbConnection::Postgresql(c) => diesel::insert_into(aggregation_history::table)
                     .values(chunk)
                     .on_conflict_do_nothing()
@@ -955,7 +1179,9 @@ impl<'c> Sink<'c> {
     fn insert_links(&mut self, rows: &[NewLink]) -> Result<(), SinkError> {
         for chunk in rows.chunks(8000) {
             match &mut *self.conn {
-                DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(event_codes::table).values(chunk).execute(c)?,
+                DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(event_codes::table)
+                    .values(chunk)
+                    .execute(c)?,
                 DbConnection::Postgresql(c) => diesel::insert_into(event_codes::table)
                     .values(chunk)
                     .on_conflict_do_nothing()

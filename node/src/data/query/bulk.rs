@@ -61,7 +61,10 @@ pub struct Manufacture {
 }
 
 /// Looks up every code in `codes_asked`; answers in the same order.
-pub fn bulk_lookup(conn: &mut DbConnection, codes_asked: &[String]) -> QueryResult<Vec<CodeVerdict>> {
+pub fn bulk_lookup(
+    conn: &mut DbConnection,
+    codes_asked: &[String],
+) -> QueryResult<Vec<CodeVerdict>> {
     let mut master = MasterCache::default();
     let mut manufacture_of: HashMap<(Option<i64>, Option<i64>), Manufacture> = HashMap::new();
     let mut events: HashMap<i64, super::EventRow> = HashMap::new();
@@ -70,15 +73,31 @@ pub fn bulk_lookup(conn: &mut DbConnection, codes_asked: &[String]) -> QueryResu
         type Row = (String, i16, i16, Option<i64>, Option<i64>);
         let rows: Vec<Row> = codes::table
             .filter(codes::code.eq_any(chunk))
-            .select((codes::code, codes::level, codes::status, codes::product_id, codes::applied_by))
+            .select((
+                codes::code,
+                codes::level,
+                codes::status,
+                codes::product_id,
+                codes::applied_by,
+            ))
             .load(conn)?;
-        let found: HashMap<String, (i16, i16, Option<i64>, Option<i64>)> =
-            rows.into_iter().map(|(c, l, s, p, a)| (c, (l, s, p, a))).collect();
+        let found: HashMap<String, (i16, i16, Option<i64>, Option<i64>)> = rows
+            .into_iter()
+            .map(|(c, l, s, p, a)| (c, (l, s, p, a)))
+            .collect();
 
-        let mut missing_events: Vec<i64> = found.values().filter_map(|r| r.3).filter(|e| !events.contains_key(e)).collect();
+        let mut missing_events: Vec<i64> = found
+            .values()
+            .filter_map(|r| r.3)
+            .filter(|e| !events.contains_key(e))
+            .collect();
         missing_events.sort_unstable();
         missing_events.dedup();
-        events.extend(events_by_id(conn, &missing_events)?.into_iter().map(|e| (e.id, e)));
+        events.extend(
+            events_by_id(conn, &missing_events)?
+                .into_iter()
+                .map(|e| (e.id, e)),
+        );
 
         for code in chunk {
             let Some(&(level, status, product, applied_by)) = found.get(code) else {
@@ -93,8 +112,12 @@ pub fn bulk_lookup(conn: &mut DbConnection, codes_asked: &[String]) -> QueryResu
             let key = (applied_by, product);
             if !manufacture_of.contains_key(&key) {
                 let event = applied_by.and_then(|id| events.get(&id));
-                let shift = event
-                    .and_then(|e| e.doc().get("gsp:shift").and_then(|s| s.as_str()).map(str::to_owned));
+                let shift = event.and_then(|e| {
+                    e.doc()
+                        .get("gsp:shift")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_owned)
+                });
                 let m = Manufacture {
                     manufactured_at: event.map(|e| format_time(e.event_time, &e.tz_offset)),
                     facility: master.facility(conn, event.and_then(|e| e.facility_id))?,
@@ -107,7 +130,11 @@ pub fn bulk_lookup(conn: &mut DbConnection, codes_asked: &[String]) -> QueryResu
             let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
             out.push(CodeVerdict {
                 code: code.clone(),
-                status: if deactivated { VerdictStatus::Deactivated } else { VerdictStatus::Known },
+                status: if deactivated {
+                    VerdictStatus::Deactivated
+                } else {
+                    VerdictStatus::Known
+                },
                 level: Level::from_i16(level),
                 record: manufacture_of.get(&key).cloned(),
             });

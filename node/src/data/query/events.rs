@@ -10,7 +10,9 @@
 
 use super::QueryError;
 use super::lookup::{EventRow, events_by_id};
-use crate::data::epcis::{self, EPCIS_CONTEXT, GSP_NS, GSP_PREFIX, HASH_KEY_PREFIX, IdKind, id_to_uri, uri_to_id};
+use crate::data::epcis::{
+    self, EPCIS_CONTEXT, GSP_NS, GSP_PREFIX, HASH_KEY_PREFIX, IdKind, id_to_uri, uri_to_id,
+};
 use crate::data::model::{Action, EpcisType, Role};
 use crate::storage::DbConnection;
 use crate::storage::schema::{aggregation_history, codes, event_codes, events};
@@ -68,32 +70,62 @@ impl EventQuery {
         };
         for (name, value) in params {
             match name.as_str() {
-                "MATCH_epc" => q.match_epc.extend(list(value).iter().map(|c| uri_to_id(IdKind::Code, c))),
-                "MATCH_parentID" => q.match_parent.extend(list(value).iter().map(|c| uri_to_id(IdKind::Code, c))),
-                "MATCH_anyEPC" => q.match_any.extend(list(value).iter().map(|c| uri_to_id(IdKind::Code, c))),
-                "GE_eventTime" => q.ge_time = Some(epcis::parse_time(value).map_err(|e| bad(format!("GE_eventTime: {e}")))?.0),
-                "LT_eventTime" => q.lt_time = Some(epcis::parse_time(value).map_err(|e| bad(format!("LT_eventTime: {e}")))?.0),
+                "MATCH_epc" => q
+                    .match_epc
+                    .extend(list(value).iter().map(|c| uri_to_id(IdKind::Code, c))),
+                "MATCH_parentID" => q
+                    .match_parent
+                    .extend(list(value).iter().map(|c| uri_to_id(IdKind::Code, c))),
+                "MATCH_anyEPC" => q
+                    .match_any
+                    .extend(list(value).iter().map(|c| uri_to_id(IdKind::Code, c))),
+                "GE_eventTime" => {
+                    q.ge_time = Some(
+                        epcis::parse_time(value)
+                            .map_err(|e| bad(format!("GE_eventTime: {e}")))?
+                            .0,
+                    )
+                }
+                "LT_eventTime" => {
+                    q.lt_time = Some(
+                        epcis::parse_time(value)
+                            .map_err(|e| bad(format!("LT_eventTime: {e}")))?
+                            .0,
+                    )
+                }
                 "EQ_bizStep" => q.biz_step.extend(list(value)),
-                "EQ_bizLocation" => q.biz_location.extend(list(value).iter().map(|l| uri_to_id(IdKind::Facility, l))),
+                "EQ_bizLocation" => q
+                    .biz_location
+                    .extend(list(value).iter().map(|l| uri_to_id(IdKind::Facility, l))),
                 "EQ_action" => {
                     for a in list(value) {
-                        q.action.push(Action::parse(&a).ok_or_else(|| bad(format!("EQ_action: {a:?} is not ADD, OBSERVE or DELETE")))?);
+                        q.action.push(Action::parse(&a).ok_or_else(|| {
+                            bad(format!("EQ_action: {a:?} is not ADD, OBSERVE or DELETE"))
+                        })?);
                     }
                 }
                 "eventType" => {
                     for t in list(value) {
-                        q.event_type
-                            .push(EpcisType::parse(&t).ok_or_else(|| bad(format!("eventType: {t:?} is not an EPCIS event type")))?);
+                        q.event_type.push(EpcisType::parse(&t).ok_or_else(|| {
+                            bad(format!("eventType: {t:?} is not an EPCIS event type"))
+                        })?);
                     }
                 }
                 "perPage" => {
-                    let n: i64 = value.parse().map_err(|_| bad(format!("perPage: {value:?} is not a number")))?;
+                    let n: i64 = value
+                        .parse()
+                        .map_err(|_| bad(format!("perPage: {value:?} is not a number")))?;
                     if !(1..=MAX_PER_PAGE).contains(&n) {
                         return Err(bad(format!("perPage must be between 1 and {MAX_PER_PAGE}")));
                     }
                     q.per_page = n;
                 }
-                "nextPageToken" => q.after = Some(decode_token(value).ok_or_else(|| bad("nextPageToken is not one this node issued".into()))?),
+                "nextPageToken" => {
+                    q.after =
+                        Some(decode_token(value).ok_or_else(|| {
+                            bad("nextPageToken is not one this node issued".into())
+                        })?)
+                }
                 other => return Err(bad(format!("unsupported query parameter {other:?}"))),
             }
         }
@@ -107,7 +139,9 @@ pub fn encode_token(time: i64, id: i64) -> String {
 }
 
 fn decode_token(token: &str) -> Option<(i64, i64)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
     let text = std::str::from_utf8(&raw).ok()?;
     let (t, i) = text.split_once(':')?;
     Some((t.parse().ok()?, i.parse().ok()?))
@@ -125,7 +159,10 @@ pub struct EventPage {
 }
 
 fn code_ids(conn: &mut DbConnection, wanted: &[String]) -> QueryResult<Vec<i64>> {
-    codes::table.filter(codes::code.eq_any(wanted)).select(codes::id).load(conn)
+    codes::table
+        .filter(codes::code.eq_any(wanted))
+        .select(codes::id)
+        .load(conn)
 }
 
 /// Event ids in which any of `ids` appears in epcList/childEPCs (and, with
@@ -189,7 +226,10 @@ pub fn query_events(conn: &mut DbConnection, q: &EventQuery) -> Result<EventPage
     }
     if !q.match_parent.is_empty() {
         let ids = code_ids(conn, &q.match_parent)?;
-        narrow(events_with_parent(conn, &ids)?.into_iter().collect(), &mut candidates);
+        narrow(
+            events_with_parent(conn, &ids)?.into_iter().collect(),
+            &mut candidates,
+        );
     }
     if !q.match_any.is_empty() {
         let ids = code_ids(conn, &q.match_any)?;
@@ -228,13 +268,26 @@ pub fn query_events(conn: &mut DbConnection, q: &EventQuery) -> Result<EventPage
         query = query.filter(events::biz_location.eq_any(q.biz_location.clone()));
     }
     if !q.action.is_empty() {
-        query = query.filter(events::action.eq_any(q.action.iter().map(|a| Some(a.to_i16())).collect::<Vec<_>>()));
+        query = query.filter(
+            events::action.eq_any(
+                q.action
+                    .iter()
+                    .map(|a| Some(a.to_i16()))
+                    .collect::<Vec<_>>(),
+            ),
+        );
     }
     if !q.event_type.is_empty() {
-        query = query.filter(events::epcis_type.eq_any(q.event_type.iter().map(|t| t.to_i16()).collect::<Vec<_>>()));
+        query = query.filter(
+            events::epcis_type.eq_any(q.event_type.iter().map(|t| t.to_i16()).collect::<Vec<_>>()),
+        );
     }
     if let Some((t, id)) = q.after {
-        query = query.filter(events::event_time.gt(t).or(events::event_time.eq(t).and(events::id.gt(id))));
+        query = query.filter(
+            events::event_time
+                .gt(t)
+                .or(events::event_time.eq(t).and(events::id.gt(id))),
+        );
     }
     let rows: Vec<EventRow> = query
         .order((events::event_time.asc(), events::id.asc()))
@@ -242,7 +295,11 @@ pub fn query_events(conn: &mut DbConnection, q: &EventQuery) -> Result<EventPage
         .load(conn)?;
     let more = rows.len() as i64 > q.per_page;
     let rows = &rows[..rows.len().min(q.per_page as usize)];
-    let next_page_token = if more { rows.last().map(|r| encode_token(r.event_time, r.id)) } else { None };
+    let next_page_token = if more {
+        rows.last().map(|r| encode_token(r.event_time, r.id))
+    } else {
+        None
+    };
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         events.push(render_event(conn, row)?);
@@ -255,7 +312,10 @@ pub fn query_events(conn: &mut DbConnection, q: &EventQuery) -> Result<EventPage
 }
 
 /// Renders stored events by id (in the given order).
-pub fn render_events_by_id(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<(EventRow, Value)>> {
+pub fn render_events_by_id(
+    conn: &mut DbConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<(EventRow, Value)>> {
     let rows = events_by_id(conn, ids)?;
     let mut by_id: HashMap<i64, EventRow> = rows.into_iter().map(|r| (r.id, r)).collect();
     let mut out = Vec::with_capacity(ids.len());
@@ -271,11 +331,19 @@ pub fn render_events_by_id(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<
 fn code_strings(conn: &mut DbConnection, ids: Vec<i64>) -> QueryResult<Vec<String>> {
     let mut rows: Vec<(i64, String)> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(4096) {
-        rows.extend(codes::table.filter(codes::id.eq_any(chunk)).select((codes::id, codes::code)).load::<(i64, String)>(conn)?);
+        rows.extend(
+            codes::table
+                .filter(codes::id.eq_any(chunk))
+                .select((codes::id, codes::code))
+                .load::<(i64, String)>(conn)?,
+        );
     }
     rows.sort_unstable();
     rows.dedup();
-    Ok(rows.into_iter().map(|(_, c)| id_to_uri(IdKind::Code, &c)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(_, c)| id_to_uri(IdKind::Code, &c))
+        .collect())
 }
 
 /// One stored event as EPCIS 2.0 JSON.
@@ -286,13 +354,20 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
     if !row.event_key.starts_with(HASH_KEY_PREFIX) {
         out.insert("eventID".into(), json!(row.event_key));
     }
-    out.insert("eventTime".into(), json!(epcis::format_time(row.event_time, &row.tz_offset)));
+    out.insert(
+        "eventTime".into(),
+        json!(epcis::format_time(row.event_time, &row.tz_offset)),
+    );
     out.insert("eventTimeZoneOffset".into(), json!(row.tz_offset));
     if let Some(a) = row.action() {
         out.insert("action".into(), json!(a.as_str()));
     }
     if let Some(p) = row.parent_code_id {
-        let parent: Option<String> = codes::table.find(p).select(codes::code).first(conn).optional()?;
+        let parent: Option<String> = codes::table
+            .find(p)
+            .select(codes::code)
+            .first(conn)
+            .optional()?;
         if let Some(p) = parent {
             out.insert("parentID".into(), json!(id_to_uri(IdKind::Code, &p)));
         }
@@ -301,8 +376,14 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
     // The codes, from where the importer put them.
     let mut by_role: HashMap<i16, Vec<i64>> = HashMap::new();
     if t == EpcisType::Object && row.action() == Some(Action::Add) {
-        let applied: Vec<i64> = codes::table.filter(codes::applied_by.eq(row.id)).select(codes::id).load(conn)?;
-        by_role.entry(Role::Epc.to_i16()).or_default().extend(applied);
+        let applied: Vec<i64> = codes::table
+            .filter(codes::applied_by.eq(row.id))
+            .select(codes::id)
+            .load(conn)?;
+        by_role
+            .entry(Role::Epc.to_i16())
+            .or_default()
+            .extend(applied);
     }
     if t == EpcisType::Aggregation
         && let Some(p) = row.parent_code_id
@@ -351,7 +432,10 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
         out.insert("readPoint".into(), json!({"id": r}));
     }
     if let Some(b) = &row.biz_location {
-        out.insert("bizLocation".into(), json!({"id": id_to_uri(IdKind::Facility, b)}));
+        out.insert(
+            "bizLocation".into(),
+            json!({"id": id_to_uri(IdKind::Facility, b)}),
+        );
     }
     let mut doc = row.doc();
     doc.remove("@context");

@@ -128,7 +128,11 @@ pub struct MasterCache {
 }
 
 impl MasterCache {
-    fn operator(&mut self, conn: &mut DbConnection, id: Option<i64>) -> QueryResult<Option<(String, String)>> {
+    fn operator(
+        &mut self,
+        conn: &mut DbConnection,
+        id: Option<i64>,
+    ) -> QueryResult<Option<(String, String)>> {
         let Some(id) = id else { return Ok(None) };
         if let Some(o) = self.operators.get(&id) {
             return Ok(o.clone());
@@ -143,12 +147,24 @@ impl MasterCache {
     }
 
     /// A product by id.
-    pub fn product(&mut self, conn: &mut DbConnection, id: Option<i64>) -> QueryResult<Option<ProductInfo>> {
+    pub fn product(
+        &mut self,
+        conn: &mut DbConnection,
+        id: Option<i64>,
+    ) -> QueryResult<Option<ProductInfo>> {
         let Some(id) = id else { return Ok(None) };
         if let Some(p) = self.products.get(&id) {
             return Ok(p.clone());
         }
-        type Row = (String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>);
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        );
         let row: Option<Row> = products::table
             .find(id)
             .select((
@@ -183,12 +199,23 @@ impl MasterCache {
     }
 
     /// A facility by id.
-    pub fn facility(&mut self, conn: &mut DbConnection, id: Option<i64>) -> QueryResult<Option<FacilityInfo>> {
+    pub fn facility(
+        &mut self,
+        conn: &mut DbConnection,
+        id: Option<i64>,
+    ) -> QueryResult<Option<FacilityInfo>> {
         let Some(id) = id else { return Ok(None) };
         if let Some(f) = self.facilities.get(&id) {
             return Ok(f.clone());
         }
-        type Row = (String, String, Option<String>, Option<String>, Option<String>, Option<i64>);
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        );
         let row: Option<Row> = facilities::table
             .find(id)
             .select((
@@ -221,14 +248,22 @@ impl MasterCache {
     }
 
     /// A machine by id.
-    pub fn machine(&mut self, conn: &mut DbConnection, id: Option<i64>) -> QueryResult<Option<MachineInfo>> {
+    pub fn machine(
+        &mut self,
+        conn: &mut DbConnection,
+        id: Option<i64>,
+    ) -> QueryResult<Option<MachineInfo>> {
         let Some(id) = id else { return Ok(None) };
         if let Some(m) = self.machines.get(&id) {
             return Ok(m.clone());
         }
         let row: Option<(String, Option<String>, Option<i64>)> = machines::table
             .find(id)
-            .select((machines::ext_id, machines::model, machines::capacity_per_min))
+            .select((
+                machines::ext_id,
+                machines::model,
+                machines::capacity_per_min,
+            ))
             .first(conn)
             .optional()?;
         let info = row.map(|(id, model, capacity_per_min)| MachineInfo {

@@ -109,9 +109,22 @@ pub struct Art841 {
     pub j_shipments: Vec<Value>,
 }
 
-type CodeRow = (i64, String, i16, i16, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+type CodeRow = (
+    i64,
+    String,
+    i16,
+    i16,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
-fn code_row(conn: &mut DbConnection, filter_code: Option<&str>, filter_id: Option<i64>) -> QueryResult<Option<CodeRow>> {
+fn code_row(
+    conn: &mut DbConnection,
+    filter_code: Option<&str>,
+    filter_id: Option<i64>,
+) -> QueryResult<Option<CodeRow>> {
     let q = codes::table
         .select((
             codes::id,
@@ -137,7 +150,10 @@ fn code_row(conn: &mut DbConnection, filter_code: Option<&str>, filter_id: Optio
 pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, QueryError> {
     let code = uri_to_id(IdKind::Code, code.trim());
     if code.is_empty() || code.len() > epcis::MAX_CODE_LEN {
-        return Err(QueryError::BadRequest(format!("a code is 1 to {} characters", epcis::MAX_CODE_LEN)));
+        return Err(QueryError::BadRequest(format!(
+            "a code is 1 to {} characters",
+            epcis::MAX_CODE_LEN
+        )));
     }
     let Some(row) = code_row(conn, Some(&code), None)? else {
         return Ok(None);
@@ -152,7 +168,9 @@ pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, Query
         if chain.len() >= MAX_DEPTH || pid == id || chain.iter().any(|c| c.0 == pid) {
             break;
         }
-        let Some(p) = code_row(conn, None, Some(pid))? else { break };
+        let Some(p) = code_row(conn, None, Some(pid))? else {
+            break;
+        };
         chain.push((p.0, p.1, p.2, joined_by));
         next = p.6.map(|pp| (pp, p.7));
     }
@@ -162,15 +180,27 @@ pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, Query
     for e in [applied_by, aggregated_by].into_iter().flatten() {
         wanted.insert(e, None);
     }
-    for e in event_codes::table.filter(event_codes::code_id.eq(id)).select(event_codes::event_id).load::<i64>(conn)? {
+    for e in event_codes::table
+        .filter(event_codes::code_id.eq(id))
+        .select(event_codes::event_id)
+        .load::<i64>(conn)?
+    {
         wanted.insert(e, None);
     }
-    for e in events::table.filter(events::parent_code_id.eq(Some(id))).select(events::id).load::<i64>(conn)? {
+    for e in events::table
+        .filter(events::parent_code_id.eq(Some(id)))
+        .select(events::id)
+        .load::<i64>(conn)?
+    {
         wanted.insert(e, None);
     }
     let past: Vec<(i64, i64, Option<i64>)> = aggregation_history::table
         .filter(aggregation_history::child_id.eq(id))
-        .select((aggregation_history::ended_by, aggregation_history::parent_id, aggregation_history::aggregated_by))
+        .select((
+            aggregation_history::ended_by,
+            aggregation_history::parent_id,
+            aggregation_history::aggregated_by,
+        ))
         .load(conn)?;
     for (ended_by, _, agg) in &past {
         wanted.insert(*ended_by, None);
@@ -186,12 +216,30 @@ pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, Query
     let mut visited = Vec::new();
     if let Some(p) = parent_id {
         let from = times.get(conn, aggregated_by)?.unwrap_or(i64::MIN);
-        container_events(conn, &mut times, p, from, i64::MAX, 1, &mut visited, &mut wanted)?;
+        container_events(
+            conn,
+            &mut times,
+            p,
+            from,
+            i64::MAX,
+            1,
+            &mut visited,
+            &mut wanted,
+        )?;
     }
     for (ended_by, former, agg) in &past {
         let from = times.get(conn, *agg)?.unwrap_or(i64::MIN);
         let to = times.get(conn, Some(*ended_by))?.unwrap_or(i64::MAX);
-        container_events(conn, &mut times, *former, from, to, 1, &mut visited, &mut wanted)?;
+        container_events(
+            conn,
+            &mut times,
+            *former,
+            from,
+            to,
+            1,
+            &mut visited,
+            &mut wanted,
+        )?;
     }
     let join_times: Vec<i64> = {
         let mut out = Vec::with_capacity(chain.len());
@@ -206,7 +254,12 @@ pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, Query
     rows.sort_by_key(|r| (r.event_time, r.id));
     let mut history = Vec::with_capacity(rows.len());
     for r in &rows {
-        history.push(history_item(conn, &mut master, r, wanted.get(&r.id).cloned().flatten())?);
+        history.push(history_item(
+            conn,
+            &mut master,
+            r,
+            wanted.get(&r.id).cloned().flatten(),
+        )?);
     }
 
     let parents = chain
@@ -224,7 +277,10 @@ pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, Query
         })
         .collect();
 
-    let count: i64 = codes::table.filter(codes::parent_id.eq(Some(id))).count().get_result(conn)?;
+    let count: i64 = codes::table
+        .filter(codes::parent_id.eq(Some(id)))
+        .count()
+        .get_result(conn)?;
     let listed: Vec<(String, i16, i16)> = codes::table
         .filter(codes::parent_id.eq(Some(id)))
         .select((codes::code, codes::level, codes::status))
@@ -243,8 +299,12 @@ pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, Query
             .collect(),
     };
 
-    let verdict: Option<CodeVerdict> = bulk_lookup(conn, std::slice::from_ref(&code))?.into_iter().next();
-    let manufacture = verdict.filter(|v| v.status != VerdictStatus::Unknown).and_then(|v| v.record);
+    let verdict: Option<CodeVerdict> = bulk_lookup(conn, std::slice::from_ref(&code))?
+        .into_iter()
+        .next();
+    let manufacture = verdict
+        .filter(|v| v.status != VerdictStatus::Unknown)
+        .and_then(|v| v.record);
     let art_8_4_1 = summarise(manufacture, &history);
 
     Ok(Some(Trace {
@@ -268,7 +328,11 @@ impl EventTimes {
         if let Some(t) = self.0.get(&id) {
             return Ok(Some(*t));
         }
-        let t: Option<i64> = events::table.find(id).select(events::event_time).first(conn).optional()?;
+        let t: Option<i64> = events::table
+            .find(id)
+            .select(events::event_time)
+            .first(conn)
+            .optional()?;
         if let Some(t) = t {
             self.0.insert(id, t);
         }
@@ -294,9 +358,14 @@ fn container_events(
         return Ok(());
     }
     visited.push((cid, from, to));
-    let Some(row) = code_row(conn, None, Some(cid))? else { return Ok(()) };
+    let Some(row) = code_row(conn, None, Some(cid))? else {
+        return Ok(());
+    };
     let via = row.1.clone();
-    let mut ids: Vec<i64> = event_codes::table.filter(event_codes::code_id.eq(cid)).select(event_codes::event_id).load(conn)?;
+    let mut ids: Vec<i64> = event_codes::table
+        .filter(event_codes::code_id.eq(cid))
+        .select(event_codes::event_id)
+        .load(conn)?;
     ids.extend(
         events::table
             .filter(events::parent_code_id.eq(Some(cid)))
@@ -308,7 +377,10 @@ fn container_events(
         times.0.insert(e.id, e.event_time);
         // Invoices, orders and payments concern the goods that were in the
         // container, even when they are dated after it was broken up.
-        let commercial = matches!(e.kind(), EventKind::Invoice | EventKind::Order | EventKind::Payment);
+        let commercial = matches!(
+            e.kind(),
+            EventKind::Invoice | EventKind::Order | EventKind::Payment
+        );
         if e.event_time >= from && (e.event_time <= to || commercial) {
             wanted.entry(e.id).or_insert_with(|| Some(via.clone()));
         }
@@ -320,13 +392,26 @@ fn container_events(
             if let Some(j) = row.7 {
                 wanted.entry(j).or_insert_with(|| Some(via.clone()));
             }
-            container_events(conn, times, parent, from.max(joined), to, depth + 1, visited, wanted)?;
+            container_events(
+                conn,
+                times,
+                parent,
+                from.max(joined),
+                to,
+                depth + 1,
+                visited,
+                wanted,
+            )?;
         }
     }
     // Containers it was in before.
     let past: Vec<(i64, i64, Option<i64>)> = aggregation_history::table
         .filter(aggregation_history::child_id.eq(cid))
-        .select((aggregation_history::ended_by, aggregation_history::parent_id, aggregation_history::aggregated_by))
+        .select((
+            aggregation_history::ended_by,
+            aggregation_history::parent_id,
+            aggregation_history::aggregated_by,
+        ))
         .load(conn)?;
     for (ended_by, former, agg) in past {
         let start = times.get(conn, agg)?.unwrap_or(i64::MIN).max(from);
@@ -357,7 +442,12 @@ const DETAIL_FIELDS: &[&str] = &[
     "errorDeclaration",
 ];
 
-fn history_item(conn: &mut DbConnection, master: &mut MasterCache, r: &EventRow, via: Option<String>) -> QueryResult<HistoryItem> {
+fn history_item(
+    conn: &mut DbConnection,
+    master: &mut MasterCache,
+    r: &EventRow,
+    via: Option<String>,
+) -> QueryResult<HistoryItem> {
     let doc = r.doc();
     let details: Map<String, Value> = DETAIL_FIELDS
         .iter()
@@ -379,7 +469,11 @@ fn history_item(conn: &mut DbConnection, master: &mut MasterCache, r: &EventRow,
 fn party(list: Option<&Value>, key: &str, kind: &str) -> Option<String> {
     list?.as_array()?.iter().find_map(|e| {
         (e.get("type").and_then(Value::as_str).map(epcis::cbv_word) == Some(kind))
-            .then(|| e.get(key).and_then(Value::as_str).map(|s| uri_to_id(IdKind::Operator, s)))
+            .then(|| {
+                e.get(key)
+                    .and_then(Value::as_str)
+                    .map(|s| uri_to_id(IdKind::Operator, s))
+            })
             .flatten()
     })
 }
@@ -390,7 +484,11 @@ fn summarise(manufacture: Option<Manufacture>, history: &[HistoryItem]) -> Art84
     let mut shipping = Vec::new();
     let mut shipments = Vec::new();
     for h in history {
-        let buyer = party(h.details.get("destinationList"), "destination", "owning_party");
+        let buyer = party(
+            h.details.get("destinationList"),
+            "destination",
+            "owning_party",
+        );
         match h.kind {
             EventKind::Invoice | EventKind::Order | EventKind::Payment => {
                 let doc_no = h
@@ -434,7 +532,8 @@ fn summarise(manufacture: Option<Manufacture>, history: &[HistoryItem]) -> Art84
                     "via": h.via,
                 }));
                 if h.kind == EventKind::Dispatch {
-                    let dest = party(h.details.get("destinationList"), "destination", "location").map(|d| uri_to_id(IdKind::Facility, &d));
+                    let dest = party(h.details.get("destinationList"), "destination", "location")
+                        .map(|d| uri_to_id(IdKind::Facility, &d));
                     shipments.push(serde_json::json!({
                         "date": h.time,
                         "point_of_departure": h.facility.as_ref().map(|f| &f.id).or(h.biz_location.as_ref()),
