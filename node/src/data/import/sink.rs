@@ -218,6 +218,28 @@ fn apply_fact(
     Ok(())
 }
 
+/// A code's row as the flush works on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CodeState {
+    level: Level,
+    status: CodeStatus,
+    product: Option<i64>,
+    applied_by: Option<i64>,
+    parent: Option<i64>,
+    aggregated_by: Option<i64>,
+}
+
+impl CodeState {
+    const NEW: CodeState = CodeState {
+        level: Level::Unknown,
+        status: CodeStatus::Active,
+        product: None,
+        applied_by: None,
+        parent: None,
+        aggregated_by: None,
+    };
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = codes)]
 #[diesel(treat_none_as_default_value = false)]
