@@ -1,5 +1,7 @@
 //! `init`, `show`, `rotate` and loading, on real files in a temporary directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gsp_certs::*;
 use gsp_federation::UnixMillis;
 use std::fs;

@@ -133,6 +133,10 @@ pub fn seal(
     )
 }
 
+/// A change made to the signed header or signature after signing.
+#[doc(hidden)]
+pub type AfterSigning = dyn Fn(&mut SignedHeader, &mut [u8; 64]);
+
 /// Deliberate deviations from a correct seal, for building rejection test
 /// vectors. Every field defaults to "no deviation".
 #[doc(hidden)]
@@ -141,7 +145,7 @@ pub struct DangerTamper<'a> {
     /// Changes the signed header before it is signed.
     pub before_signing: Option<&'a dyn Fn(&mut SignedHeader)>,
     /// Changes the signed header or signature after signing.
-    pub after_signing: Option<&'a dyn Fn(&mut SignedHeader, &mut [u8; 64])>,
+    pub after_signing: Option<&'a AfterSigning>,
     /// Skips template validation of the body.
     pub skip_body_validation: bool,
 }

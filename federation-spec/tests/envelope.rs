@@ -1,6 +1,8 @@
 //! Seal/open behaviour through the public API: the happy path and each
 //! rejection, checked by error code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gsp_federation::keys::EncryptionKey;
 use gsp_federation::*;
 use std::collections::HashMap;

@@ -2,6 +2,8 @@
 //! flip of an envelope rejected, and the fuzz entry point on arbitrary and
 //! mutated input (so stable CI exercises what `cargo fuzz` does).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gsp_federation::keys::EncryptionKey;
 use gsp_federation::*;
 use proptest::prelude::*;

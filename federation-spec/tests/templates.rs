@@ -1,6 +1,8 @@
 //! Every template schema against valid and invalid bodies; errors name the
 //! JSON pointer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gsp_federation::Part;
 use gsp_federation::templates::{INDEX_JSON, TemplateError, validate};
 use serde_json::{Value, json};

@@ -3,8 +3,10 @@
 //! reproduced byte for byte, the normal-case envelopes are re-sealed byte for
 //! byte from the message and `ikm_e`, and the generator reproduces every file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../examples/make-vectors.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod make_vectors;
 
 use gsp_federation::envelope::{DangerTamper, danger_seal_with_ikm};
