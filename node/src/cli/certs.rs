@@ -152,6 +152,66 @@ impl CertsArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CertsArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CertsArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("certs").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn init_show_rotate_end_to_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ken");
+        let d = dir.to_str().unwrap();
+        parse(&[
+            "init",
+            "--party",
+            "KEN",
+            "--host",
+            "gsp.example.ke",
+            "--host",
+            "10.0.0.7",
+            "--out",
+            d,
+        ])
+        .unwrap()
+        .run()
+        .unwrap();
+        let again = parse(&["init", "--party", "KEN", "--host", "x", "--out", d])
+            .unwrap()
+            .run();
+        assert!(format!("{:#}", again.unwrap_err()).contains("--force"));
+        parse(&["show", d]).unwrap().run().unwrap();
+        parse(&["rotate", d, "--signing", "--overlap", "36h"])
+            .unwrap()
+            .run()
+            .unwrap();
+        parse(&["rotate", d, "--tls"]).unwrap().run().unwrap();
+        assert_eq!(
+            gsp_certs::Identity::load(&dir).unwrap().doc.signing.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        assert!(parse(&["init", "--party", "KENYA", "--host", "h", "--out", "/tmp/x"]).is_err());
+        assert!(
+            parse(&["init", "--party", "KEN", "--out", "/tmp/x"]).is_err(),
+            "a host is required"
+        );
+        assert!(
+            parse(&["rotate", "/tmp/x", "--tls", "--signing"]).is_err(),
+            "one key at a time"
+        );
+        assert!(parse(&["rotate", "/tmp/x", "--overlap", "1w", "--tls"]).is_err());
+    }
 
     #[test]
     fn overlap_durations() {

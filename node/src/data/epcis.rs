@@ -7,7 +7,7 @@
 //! EPCIS JSON is in `data::query::events`.
 
 use crate::data::import::record::{EventRecord, Facility, Machine, Operator, Product, Record};
-use crate::data::model::{Action, EpcisType, EventKind, PAYMENT_BTT, Role};
+use crate::data::model::{Action, EpcisType, EventKind, Level, PAYMENT_BTT, Role};
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 use time::OffsetDateTime;
@@ -487,6 +487,21 @@ pub fn event_from_json(
         .get(&gsp("product"))
         .and_then(Value::as_str)
         .map(|p| uri_to_id(IdKind::Product, p));
+    let level_of = |field: &str| -> Result<Option<Level>, FieldError> {
+        match obj.get(&gsp(field)) {
+            None => Ok(None),
+            Some(Value::String(l)) => Level::parse(l).map(Some).ok_or_else(|| {
+                field_err(
+                    ptr,
+                    &gsp(field),
+                    format!("{l:?} is not unit, carton, case or pallet"),
+                )
+            }),
+            Some(_) => Err(field_err(ptr, &gsp(field), "must be a string")),
+        }
+    };
+    let level = level_of("level")?;
+    let parent_level = level_of("parentLevel")?;
 
     let kind = classify(
         epcis_type,
@@ -517,6 +532,8 @@ pub fn event_from_json(
         machine,
         product,
         parent,
+        level,
+        parent_level,
         codes,
         doc: obj,
     })
@@ -663,61 +680,60 @@ pub fn vocabulary_to_records(
             names.iter().find_map(|n| {
                 attrs
                     .iter()
-                    .find(|(k, _)| k.ends_with(n))
+                    .find(|(k, _)| attribute_is(k, n))
                     .and_then(|(_, v)| v.as_str().map(str::to_owned))
             })
         };
         let record = match vtype {
             vtype::BUSINESS_LOCATION | vtype::READ_POINT => Record::Facility(Facility {
                 ext_id: uri_to_id(IdKind::Facility, id),
-                operator: text(&attrs, &["gsp:operator", "operator"])
-                    .map(|o| uri_to_id(IdKind::Operator, &o)),
-                name: text(&attrs, &["#name", ":name"]).unwrap_or_else(|| id.to_owned()),
+                operator: text(&attrs, &["operator"]).map(|o| uri_to_id(IdKind::Operator, &o)),
+                name: text(&attrs, &["name"]).unwrap_or_else(|| id.to_owned()),
                 kind: Some(if vtype == vtype::READ_POINT {
                     "read point".into()
                 } else {
-                    text(&attrs, &["gsp:kind"]).unwrap_or_else(|| "location".into())
+                    text(&attrs, &["kind"]).unwrap_or_else(|| "location".into())
                 }),
-                country: text(&attrs, &["countryCode", "gsp:country"]),
+                country: text(&attrs, &["countryCode", "country"]),
                 address: address_of(&attrs),
                 extra: Some(attrs),
             }),
             vtype::EPC_CLASS => Record::Product(Product {
                 ext_id: uri_to_id(IdKind::Product, id),
-                operator: text(&attrs, &["gsp:operator"]).map(|o| uri_to_id(IdKind::Operator, &o)),
+                operator: text(&attrs, &["operator"]).map(|o| uri_to_id(IdKind::Operator, &o)),
                 description: text(
                     &attrs,
                     &[
                         "descriptionShort",
                         "regulatedProductName",
                         "tradeItemDescription",
-                        "gsp:description",
+                        "description",
                     ],
                 )
                 .unwrap_or_else(|| id.to_owned()),
-                brand: text(&attrs, &["brandName", "gsp:brand"]),
-                gtin: text(&attrs, &["gsp:gtin"]).or_else(|| gtin_of(id)),
-                intended_market: text(&attrs, &["gsp:intendedMarket"]),
-                category: text(&attrs, &["gsp:category"]),
+                brand: text(&attrs, &["brandName", "brand"]),
+                gtin: text(&attrs, &["gtin"]).or_else(|| gtin_of(id)),
+                intended_market: text(&attrs, &["intendedMarket"]),
+                category: text(&attrs, &["category"]),
                 extra: Some(attrs),
             }),
             vtype::OPERATOR => Record::Operator(Operator {
                 ext_id: uri_to_id(IdKind::Operator, id),
-                name: text(&attrs, &["#name", ":name"]).unwrap_or_else(|| id.to_owned()),
-                country: text(&attrs, &["countryCode", "gsp:country"]),
+                name: text(&attrs, &["name"]).unwrap_or_else(|| id.to_owned()),
+                country: text(&attrs, &["countryCode", "country"]),
                 address: address_of(&attrs),
-                roles: text(&attrs, &["gsp:roles"]),
-                licence: text(&attrs, &["gsp:licence"]),
-                tax_id: text(&attrs, &["gsp:taxId"]),
+                roles: text(&attrs, &["roles"]),
+                licence: text(&attrs, &["licence"]),
+                tax_id: text(&attrs, &["taxId"]),
                 extra: Some(attrs),
             }),
             vtype::MACHINE => Record::Machine(Machine {
                 ext_id: uri_to_id(IdKind::Machine, id),
-                facility: text(&attrs, &["gsp:facility"]).map(|f| uri_to_id(IdKind::Facility, &f)),
-                model: text(&attrs, &["gsp:model"]),
+                facility: text(&attrs, &["facility"]).map(|f| uri_to_id(IdKind::Facility, &f)),
+                model: text(&attrs, &["model"]),
                 capacity_per_min: attrs
                     .iter()
-                    .find(|(k, _)| k.ends_with("gsp:capacityPerMinute"))
+                    .find(|(k, _)| attribute_is(k, "capacityPerMinute"))
                     .and_then(|(_, v)| {
                         v.as_i64()
                             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
@@ -739,6 +755,16 @@ pub fn vocabulary_to_records(
     Ok(out)
 }
 
+/// True when a master-data attribute id names `name`: the bare name, or a
+/// URI ending in `#name`, `/name` or `:name` (CBV `urn:epcglobal:cbv:mda#city`,
+/// GS1 web vocabulary, GSP's `urn:gsp:mda:intendedMarket`).
+fn attribute_is(key: &str, name: &str) -> bool {
+    key == name
+        || key
+            .strip_suffix(name)
+            .is_some_and(|p| p.ends_with(['#', '/', ':']))
+}
+
 fn address_of(attrs: &Map<String, Value>) -> Option<String> {
     let parts: Vec<&str> = [
         "streetAddressOne",
@@ -746,13 +772,13 @@ fn address_of(attrs: &Map<String, Value>) -> Option<String> {
         "city",
         "state",
         "postalCode",
-        "gsp:address",
+        "address",
     ]
     .iter()
     .filter_map(|n| {
         attrs
             .iter()
-            .find(|(k, _)| k.ends_with(n))
+            .find(|(k, _)| attribute_is(k, n))
             .and_then(|(_, v)| v.as_str())
     })
     .collect();
@@ -768,7 +794,7 @@ mod tests {
     fn gtins_from_sgtin_and_digital_link() {
         assert_eq!(
             gtin_of("urn:epc:id:sgtin:0614141.107346.2017").as_deref(),
-            Some("10614141073467")
+            Some("10614141073464")
         );
         assert_eq!(
             gtin_of("https://id.gs1.org/01/09521568251204/21/10").as_deref(),

@@ -351,6 +351,8 @@ struct Ev {
     amount: Option<f64>,
     currency: Option<&'static str>,
     reason: Option<&'static str>,
+    /// Level of the listed codes and of the parent (EPCIS output only).
+    levels: (Option<&'static str>, Option<&'static str>),
 }
 
 impl Ev {
@@ -373,6 +375,7 @@ impl Ev {
             amount: None,
             currency: None,
             reason: None,
+            levels: (None, None),
         }
     }
 }
@@ -445,6 +448,7 @@ pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSumm
         let pallet_epa = Ev {
             facility: Some(fac.id.clone()),
             parent: Some(pallet_code.clone()),
+            levels: (Some("case"), Some("pallet")),
             ..Ev::new(ev_id(), "EPA", t0 + 3_600_000)
         };
         if !writer.is_epcis() {
@@ -472,11 +476,13 @@ pub fn generate(options: &GenOptions, out: &mut dyn Write) -> io::Result<GenSumm
                 machine: Some(machine.0.clone()),
                 product: Some(product.id.clone()),
                 shift: Some(shift),
+                levels: (Some("unit"), None),
                 ..Ev::new(ev_id(), "EUA", tc)
             };
             let case_epa = Ev {
                 facility: Some(fac.id.clone()),
                 parent: Some(case_code.clone()),
+                levels: (Some("carton"), Some("case")),
                 ..Ev::new(ev_id(), "EPA", tc + 55_000)
             };
             // The EPCIS writer needs each event's codes; the CSV writer the
@@ -812,6 +818,7 @@ impl Sink for CsvSink<'_> {
             let epa = Ev {
                 facility: eua.facility.clone(),
                 parent: Some(carton.clone()),
+                levels: (Some("unit"), Some("carton")),
                 ..Ev::new(ev_id(), "EPA", eua.time_ms + 1_000 * (i as i64 + 1))
             };
             self.event(&epa)?;
@@ -965,6 +972,12 @@ impl JsonSink<'_> {
         }
         if let Some(x) = e.shift {
             m.insert("gsp:shift".into(), json!(x));
+        }
+        if let Some(x) = e.levels.0 {
+            m.insert("gsp:level".into(), json!(x));
+        }
+        if let Some(x) = e.levels.1 {
+            m.insert("gsp:parentLevel".into(), json!(x));
         }
         if let Some(x) = &e.route {
             m.insert("gsp:route".into(), json!(x));
@@ -1132,6 +1145,7 @@ impl Sink for JsonSink<'_> {
             let epa = Ev {
                 facility: eua.facility.clone(),
                 parent: Some(carton.clone()),
+                levels: (Some("unit"), Some("carton")),
                 ..Ev::new(ev_id(), "EPA", eua.time_ms + 1_000 * (i as i64 + 1))
             };
             let v = self.to_json(&epa, packs);

@@ -99,19 +99,25 @@ pub struct CsvError {
 
 /// Reads a GSP CSV stream record by record, in constant memory.
 pub struct CsvReader<R: Read> {
-    inner: csv::Reader<R>,
+    inner: csv::Reader<CommentBlanker<R>>,
     record: csv::ByteRecord,
 }
 
 impl<R: Read> CsvReader<R> {
     /// A reader over `input`.
     pub fn new(input: R) -> Self {
+        // Comments are blanked before the CSV parser sees them (rather than
+        // using its comment option) so that line numbers count them, and a
+        // quote in a comment cannot open a quoted field.
         let inner = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .comment(Some(b'#'))
             .buffer_capacity(1 << 20)
-            .from_reader(input);
+            .from_reader(CommentBlanker {
+                inner: input,
+                line_start: true,
+                in_comment: false,
+            });
         CsvReader {
             inner,
             record: csv::ByteRecord::new(),
@@ -143,6 +149,32 @@ impl<R: Read> CsvReader<R> {
             let record = parse_line(&self.record).map_err(|message| CsvError { line, message })?;
             return Ok(Some((record, Location::Line(line))));
         }
+    }
+}
+
+/// Replaces every byte of a line that starts with `#` by a space, keeping
+/// the newline, so comments become blank lines.
+pub struct CommentBlanker<R> {
+    inner: R,
+    line_start: bool,
+    in_comment: bool,
+}
+
+impl<R: Read> Read for CommentBlanker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &mut buf[..n] {
+            if self.line_start && *b == b'#' {
+                self.in_comment = true;
+            }
+            self.line_start = *b == b'\n';
+            if self.line_start {
+                self.in_comment = false;
+            } else if self.in_comment {
+                *b = b' ';
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -434,6 +466,8 @@ fn parse_event(f: &Fields<'_>) -> Result<EventRecord, String> {
         machine: f.text("machine"),
         product: f.text("product"),
         parent,
+        level: None,
+        parent_level: None,
         codes,
         doc,
     })

@@ -139,6 +139,11 @@ pub struct EventRecord {
     pub product: Option<String>,
     /// The parent code (parentID).
     pub parent: Option<String>,
+    /// Packaging level of the listed codes, when the source says (GSP's
+    /// `gsp:level` extension; EPCIS itself has no such field).
+    pub level: Option<Level>,
+    /// Packaging level of the parent (`gsp:parentLevel`).
+    pub parent_level: Option<Level>,
     /// Codes listed in the event with their role.
     pub codes: Vec<(Role, String)>,
     /// The remaining EPCIS fields, as EPCIS 2.0 JSON.

@@ -63,9 +63,17 @@ enum Fact {
     /// Only make sure the code exists (a parent, or a code named in a link).
     Mention,
     /// Applied (commissioned) by an event.
-    Applied { event: i64, product: Option<i64> },
+    Applied {
+        event: i64,
+        product: Option<i64>,
+        level: Option<Level>,
+    },
     /// Put into `parent` by `event`.
-    Aggregate { parent: String, event: Option<i64> },
+    Aggregate {
+        parent: String,
+        event: Option<i64>,
+        level: Option<Level>,
+    },
     /// Taken out of `parent` by `event`.
     Detach { parent: String, event: i64 },
     /// Deactivated by `event`.
@@ -178,8 +186,22 @@ fn apply_fact(
     };
     match fact {
         Fact::Mention => {}
-        Fact::Applied { event, product } => applied(state, links, *event, *product),
-        Fact::Aggregate { parent, event } => aggregate(state, history, parent, *event)?,
+        Fact::Applied {
+            event,
+            product,
+            level,
+        } => {
+            declare(state, *level, None)?;
+            applied(state, links, *event, *product)
+        }
+        Fact::Aggregate {
+            parent,
+            event,
+            level,
+        } => {
+            declare(state, *level, None)?;
+            aggregate(state, history, parent, *event)?
+        }
         Fact::Line {
             level,
             product,
@@ -737,6 +759,7 @@ impl<'c> Sink<'c> {
                 Fact::Applied {
                     event: id,
                     product: None,
+                    level: e.parent_level,
                 }
             } else {
                 Fact::Mention
@@ -756,7 +779,11 @@ impl<'c> Sink<'c> {
                             None => None,
                         },
                     };
-                    Fact::Applied { event: id, product }
+                    Fact::Applied {
+                        event: id,
+                        product,
+                        level: e.level,
+                    }
                 }
                 (EpcisType::Object, Some(Action::Delete), Role::Epc, _) => {
                     Fact::Deactivate { event: id }
@@ -765,6 +792,7 @@ impl<'c> Sink<'c> {
                     Fact::Aggregate {
                         parent: p.clone(),
                         event: Some(id),
+                        level: e.level,
                     }
                 }
                 (EpcisType::Aggregation, Some(Action::Delete), Role::Child, Some(p)) => {

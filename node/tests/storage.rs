@@ -1,0 +1,142 @@
+//! Storage: every migration reverses, and `schema.rs` says what the migrated
+//! database really holds — on SQLite and on PostgreSQL.
+
+mod common;
+
+use diesel::prelude::*;
+use gsp_node::for_each_backend;
+use gsp_node::storage::{Backend, Database, DbConnection, migrations};
+use std::collections::BTreeMap;
+
+/// (column, diesel type, nullable) per table, as `schema.rs` declares them.
+fn declared_schema() -> BTreeMap<String, Vec<(String, String, bool)>> {
+    let text = include_str!("../src/storage/schema.rs");
+    let mut tables = BTreeMap::new();
+    let mut current: Option<(String, Vec<(String, String, bool)>)> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some((name, _)) = line.split_once(" (").filter(|_| line.ends_with(") {")) {
+            current = Some((name.to_owned(), Vec::new()));
+        } else if let Some((col, ty)) = line.split_once(" -> ") {
+            if let Some((_, cols)) = current.as_mut() {
+                let ty = ty.trim_end_matches(',');
+                let (ty, nullable) = match ty
+                    .strip_prefix("Nullable<")
+                    .and_then(|t| t.strip_suffix('>'))
+                {
+                    Some(inner) => (inner, true),
+                    None => (ty, false),
+                };
+                cols.push((col.to_owned(), ty.to_owned(), nullable));
+            }
+        } else if line == "}"
+            && let Some((name, cols)) = current.take()
+            && !cols.is_empty()
+        {
+            tables.insert(name, cols);
+        }
+    }
+    tables
+}
+
+#[derive(QueryableByName, Debug)]
+struct Column {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    ty: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    nullable: bool,
+}
+
+#[derive(QueryableByName, Debug)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+fn user_tables(conn: &mut DbConnection) -> Vec<String> {
+    let sql = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '__diesel%' ORDER BY name"
+        }
+        DbConnection::Postgresql(_) => {
+            "SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name NOT LIKE '__diesel%' ORDER BY 1"
+        }
+    };
+    diesel::sql_query(sql)
+        .load::<Name>(conn)
+        .expect("list tables")
+        .into_iter()
+        .map(|n| n.name)
+        .collect()
+}
+
+fn columns(conn: &mut DbConnection, table: &str) -> Vec<Column> {
+    let sql = match conn {
+        DbConnection::Sqlite(_) => format!(
+            "SELECT name, type AS ty, (\"notnull\" = 0 AND pk = 0) AS nullable FROM pragma_table_info('{table}') ORDER BY cid"
+        ),
+        DbConnection::Postgresql(_) => format!(
+            "SELECT column_name::text AS name, data_type::text AS ty, (is_nullable = 'YES') AS nullable \
+             FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}' ORDER BY ordinal_position"
+        ),
+    };
+    diesel::sql_query(sql).load(conn).expect("columns")
+}
+
+/// The SQL types a diesel type may be stored as, per backend.
+fn accepts(backend: Backend, diesel_type: &str, sql_type: &str) -> bool {
+    let sql = sql_type.to_ascii_lowercase();
+    match (backend, diesel_type) {
+        (Backend::Sqlite, "BigInt") => sql == "bigint" || sql == "integer",
+        (Backend::Sqlite, "SmallInt") => sql == "smallint",
+        (Backend::Sqlite, "Text") => sql == "text",
+        (Backend::Postgres, "BigInt") => sql == "bigint",
+        (Backend::Postgres, "SmallInt") => sql == "smallint",
+        (Backend::Postgres, "Text") => sql == "text",
+        _ => false,
+    }
+}
+
+for_each_backend! {
+    fn every_migration_reverses_and_reapplies(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let before = user_tables(&mut conn);
+        assert!(before.contains(&"codes".to_owned()), "{before:?}");
+        let reverted = migrations::revert_all(&mut conn).unwrap();
+        assert!(reverted >= 1);
+        assert_eq!(user_tables(&mut conn), Vec::<String>::new(), "down.sql left tables behind");
+        let applied = migrations::run_pending(&mut conn).unwrap();
+        assert_eq!(applied, reverted);
+        assert_eq!(user_tables(&mut conn), before);
+    }
+
+    fn schema_rs_matches_the_migrated_database(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let declared = declared_schema();
+        assert!(declared.len() >= 9, "parsed {} tables from schema.rs", declared.len());
+        let actual_tables = user_tables(&mut conn);
+        let declared_tables: Vec<String> = declared.keys().cloned().collect();
+        assert_eq!(actual_tables, declared_tables, "tables in the database vs schema.rs");
+        for (table, cols) in &declared {
+            let actual = columns(&mut conn, table);
+            let names: Vec<&str> = actual.iter().map(|c| c.name.as_str()).collect();
+            let expected: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
+            assert_eq!(names, expected, "columns of {table}");
+            for ((name, ty, nullable), col) in cols.iter().zip(&actual) {
+                assert!(accepts(backend, ty, &col.ty), "{table}.{name}: schema.rs says {ty}, database has {}", col.ty);
+                assert_eq!(*nullable, col.nullable, "{table}.{name}: nullability");
+            }
+        }
+    }
+
+    fn opening_twice_applies_nothing_new(backend: Backend) {
+        let (guard, db) = common::open(backend);
+        drop(db);
+        let db = Database::open(&guard.url, &gsp_node::config::Config::default().database).unwrap();
+        let mut conn = db.conn().unwrap();
+        assert_eq!(migrations::run_pending(&mut conn).unwrap(), 0);
+    }
+}
