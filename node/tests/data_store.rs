@@ -1,5 +1,7 @@
 //! The data store end to end through the library: generate, import, trace,
 //! query and bulk-lookup, on SQLite and on PostgreSQL.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -11,7 +13,6 @@ use gsp_node::data::query::events::{EventQuery, query_document, query_events};
 use gsp_node::data::query::trace::trace;
 use gsp_node::data::synthetic::GenFormat;
 use gsp_node::for_each_backend;
-use gsp_node::storage::Backend;
 use serde_json::Value;
 use std::io::Write;
 

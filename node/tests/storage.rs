@@ -1,5 +1,7 @@
 //! Storage: every migration reverses, and `schema.rs` says what the migrated
 //! database really holds — on SQLite and on PostgreSQL.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -8,11 +10,14 @@ use gsp_node::for_each_backend;
 use gsp_node::storage::{Backend, Database, DbConnection, migrations};
 use std::collections::BTreeMap;
 
-/// (column, diesel type, nullable) per table, as `schema.rs` declares them.
-fn declared_schema() -> BTreeMap<String, Vec<(String, String, bool)>> {
+/// (column, diesel type, nullable).
+type DeclaredColumn = (String, String, bool);
+
+/// The columns of each table, as `schema.rs` declares them.
+fn declared_schema() -> BTreeMap<String, Vec<DeclaredColumn>> {
     let text = include_str!("../src/storage/schema.rs");
     let mut tables = BTreeMap::new();
-    let mut current: Option<(String, Vec<(String, String, bool)>)> = None;
+    let mut current: Option<(String, Vec<DeclaredColumn>)> = None;
     for line in text.lines().map(str::trim) {
         if let Some((name, _)) = line.split_once(" (").filter(|_| line.ends_with(") {")) {
             current = Some((name.to_owned(), Vec::new()));

@@ -269,36 +269,6 @@ impl DocContext {
         }
         Ok(DocContext { terms })
     }
-
-    /// The context entries an event's extension fields use.
-    fn terms_for(&self, doc: &Map<String, Value>) -> Map<String, Value> {
-        let mut used = Map::new();
-        let mut visit = |key: &str| {
-            if let Some((prefix, _)) = key.split_once(':')
-                && prefix != GSP_PREFIX
-                && let Some(iri) = self.terms.get(prefix)
-            {
-                used.insert(prefix.to_owned(), iri.clone());
-            }
-        };
-        fn walk(v: &Value, visit: &mut dyn FnMut(&str)) {
-            match v {
-                Value::Object(m) => {
-                    for (k, v) in m {
-                        visit(k);
-                        walk(v, visit);
-                    }
-                }
-                Value::Array(a) => a.iter().for_each(|v| walk(v, visit)),
-                _ => {}
-            }
-        }
-        for (k, v) in doc {
-            visit(k);
-            walk(v, &mut visit);
-        }
-        used
-    }
 }
 
 /// A problem with one field of an EPCIS document.
@@ -400,11 +370,7 @@ fn take_codes(
 }
 
 /// Turns one EPCIS 2.0 JSON event (at JSON pointer `ptr`) into an event record.
-pub fn event_from_json(
-    value: Value,
-    ptr: &str,
-    ctx: &DocContext,
-) -> Result<EventRecord, FieldError> {
+pub fn event_from_json(value: Value, ptr: &str) -> Result<EventRecord, FieldError> {
     let Value::Object(mut obj) = value else {
         return Err(field_err(ptr, "", "an event must be a JSON object"));
     };
@@ -513,10 +479,6 @@ pub fn event_from_json(
         Some(id) => id,
         None => content_key(&original_for_hash),
     };
-    let terms = ctx.terms_for(&obj);
-    if !terms.is_empty() {
-        obj.insert("@context".into(), Value::Object(terms));
-    }
     Ok(EventRecord {
         key,
         kind,
@@ -834,8 +796,7 @@ mod tests {
 
     #[test]
     fn events_are_classified_as_eu_events() {
-        let ctx = DocContext::default();
-        let ev = |v: Value| event_from_json(v, "/e", &ctx).unwrap();
+        let ev = |v: Value| event_from_json(v, "/e").unwrap();
         let base = json!({"eventTime": "2024-01-01T00:00:00Z", "eventTimeZoneOffset": "+00:00"});
         let with = |extra: Value| {
             let mut v = base.clone();
@@ -879,7 +840,6 @@ mod tests {
 
     #[test]
     fn bad_events_name_the_field() {
-        let ctx = DocContext::default();
         let cases = [
             (json!([1]), "/e", "JSON object"),
             (
@@ -919,7 +879,7 @@ mod tests {
             ),
         ];
         for (value, pointer, words) in cases {
-            let err = event_from_json(value.clone(), "/e", &ctx).unwrap_err();
+            let err = event_from_json(value.clone(), "/e").unwrap_err();
             assert_eq!(err.pointer, pointer, "{value}");
             assert!(err.message.contains(words), "{value}: {}", err.message);
         }

@@ -1100,9 +1100,9 @@ impl Sink for JsonSink<'_> {
                 {"type": vtype::EPC_CLASS, "vocabularyElementList": products},
             ]}
         });
-        write!(
+        writeln!(
             self.out,
-            "{{\"@context\":{},\"type\":\"EPCISDocument\",\"schemaVersion\":\"2.0\",\"creationDate\":\"2026-01-01T00:00:00Z\",\"epcisHeader\":{},\"epcisBody\":{{\"eventList\":[\n",
+            "{{\"@context\":{},\"type\":\"EPCISDocument\",\"schemaVersion\":\"2.0\",\"creationDate\":\"2026-01-01T00:00:00Z\",\"epcisHeader\":{},\"epcisBody\":{{\"eventList\":[",
             json!([EPCIS_CONTEXT, {"gsp": GSP_NS}]),
             header
         )

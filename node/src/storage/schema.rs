@@ -74,6 +74,7 @@ diesel::table! {
         machine_id -> Nullable<BigInt>,
         parent_code_id -> Nullable<BigInt>,
         product_id -> Nullable<BigInt>,
+        import_id -> Nullable<BigInt>,
         doc -> Text,
     }
 }
@@ -118,6 +119,7 @@ diesel::table! {
         codes -> BigInt,
         events -> BigInt,
         records -> BigInt,
+        context -> Nullable<Text>,
     }
 }
 

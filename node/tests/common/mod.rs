@@ -1,6 +1,6 @@
 //! Helpers shared by the node's integration tests: the GS1 fixtures, the
 //! official EPCIS JSON Schema, a generated data set and an opened database.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use gsp_node::config::{Config, ImportSettings};
 use gsp_node::data::import::{ImportOptions, ImportReport, import_file};

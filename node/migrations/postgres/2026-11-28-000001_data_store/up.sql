@@ -62,6 +62,7 @@ CREATE TABLE events (
     machine_id BIGINT REFERENCES machines (id),
     parent_code_id BIGINT,
     product_id BIGINT,
+    import_id BIGINT,
     doc TEXT NOT NULL
 );
 CREATE INDEX events_time ON events (event_time);
@@ -111,5 +112,6 @@ CREATE TABLE imports (
     imported_at BIGINT NOT NULL,
     codes BIGINT NOT NULL,
     events BIGINT NOT NULL,
-    records BIGINT NOT NULL
+    records BIGINT NOT NULL,
+    context TEXT
 );

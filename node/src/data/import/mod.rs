@@ -202,8 +202,22 @@ pub fn import_file(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(8);
         let reader_thread = scope.spawn(move || read_records(format, reader, tx));
         let written = write_transaction(&mut conn, |conn| -> Result<ImportStats, Failure> {
+            let import_id: i64 =
+                crate::on_backend!(&mut *conn, |c| diesel::insert_into(imports::table)
+                    .values((
+                        imports::sha256.eq(&sha256),
+                        imports::file_name.eq(&file_name),
+                        imports::format.eq(format.as_str()),
+                        imports::imported_at.eq(now_ms()),
+                        imports::codes.eq(0i64),
+                        imports::events.eq(0i64),
+                        imports::records.eq(0i64),
+                    ))
+                    .returning(imports::id)
+                    .get_result(c))?;
             let mut sink = Sink::new(
                 conn,
+                import_id,
                 options.settings.batch_size,
                 options.settings.code_cache,
             );
@@ -215,18 +229,15 @@ pub fn import_file(
                 }
                 progress.tick(n);
             }
-            let stats = sink.finish()?;
-            diesel::insert_into(imports::table)
-                .values((
-                    imports::sha256.eq(&sha256),
-                    imports::file_name.eq(&file_name),
-                    imports::format.eq(format.as_str()),
-                    imports::imported_at.eq(now_ms()),
-                    imports::codes
-                        .eq(i64::try_from(stats.codes_new + stats.codes_updated)
-                            .unwrap_or(i64::MAX)),
-                    imports::events.eq(i64::try_from(stats.events_new).unwrap_or(i64::MAX)),
-                    imports::records.eq(i64::try_from(stats.master_data).unwrap_or(i64::MAX)),
+            let (stats, context) = sink.finish()?;
+            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            diesel::update(imports::table.find(import_id))
+                .set((
+                    imports::codes.eq(count(stats.codes_new + stats.codes_updated)),
+                    imports::events.eq(count(stats.events_new)),
+                    imports::records.eq(count(stats.master_data)),
+                    imports::context.eq((!context.is_empty())
+                        .then(|| serde_json::Value::Object(context).to_string())),
                 ))
                 .execute(conn)?;
             Ok(stats)
@@ -367,29 +378,31 @@ fn read_xml(
                 e.message.clone(),
             )
         })?;
-        let Some(item) = item else { return Ok(()) };
-        // The namespace map grows as the document is read: take the context
-        // as it stands for this item.
-        let ctx = crate::data::epcis::DocContext::from_json(&xml.document().json_ld_context())
-            .map_err(|m| ReadFailure::Content(Location::Line(1), m))?;
         match item {
-            epcis_xml::XmlItem::Event { value, line, index } => {
+            Some(epcis_xml::XmlItem::Event { value, line, index }) => {
                 let pointer = format!("/epcisBody/eventList/{index}");
-                let record =
-                    crate::data::epcis::event_from_json(value, &pointer, &ctx).map_err(|e| {
-                        ReadFailure::Content(
-                            Location::Line(line),
-                            format!("event {} ({}): {}", index + 1, e.pointer, e.message),
-                        )
-                    })?;
+                let record = crate::data::epcis::event_from_json(value, &pointer).map_err(|e| {
+                    ReadFailure::Content(
+                        Location::Line(line),
+                        format!("event {} ({}): {}", index + 1, e.pointer, e.message),
+                    )
+                })?;
                 push(Record::Event(Box::new(record)), Location::Line(line))?;
             }
-            epcis_xml::XmlItem::MasterData { value, line } => {
+            Some(epcis_xml::XmlItem::MasterData { value, line }) => {
                 let records = crate::data::epcis::vocabulary_to_records(&value, "/vocabulary")
                     .map_err(|e| ReadFailure::Content(Location::Line(line), e.message))?;
                 for (record, _) in records {
                     push(record, Location::Line(line))?;
                 }
+            }
+            None => {
+                // The namespaces seen, as JSON-LD terms for the extension fields.
+                let ctx =
+                    crate::data::epcis::DocContext::from_json(&xml.document().json_ld_context())
+                        .map_err(|m| ReadFailure::Content(Location::File, m))?;
+                push(Record::Context(ctx.terms), Location::File)?;
+                return Ok(());
             }
         }
     }
@@ -474,8 +487,7 @@ impl Progress {
     fn tick(&self, n: u64) {
         let Some(bar) = &self.bar else { return };
         self.records.set(self.records.get() + n);
-        if self.records.get() % 4096 == 0 && self.last.get().elapsed() > Duration::from_millis(200)
-        {
+        if self.last.get().elapsed() > Duration::from_millis(200) {
             self.last.set(Instant::now());
             bar.set_position(self.bytes.load(Ordering::Relaxed));
             bar.set_message(format!("{} records", self.records.get()));

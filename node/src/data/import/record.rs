@@ -182,4 +182,7 @@ pub enum Record {
     Event(Box<EventRecord>),
     /// A code line.
     Code(CodeRecord),
+    /// The document's JSON-LD context terms (prefix → IRI) for extension
+    /// fields, as far as known; a later one replaces an earlier one.
+    Context(serde_json::Map<String, Value>),
 }

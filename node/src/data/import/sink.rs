@@ -295,6 +295,7 @@ struct NewEvent {
     machine_id: Option<i64>,
     parent_code_id: Option<i64>,
     product_id: Option<i64>,
+    import_id: Option<i64>,
     doc: String,
 }
 
@@ -408,12 +409,21 @@ pub struct Sink<'c> {
     stats: ImportStats,
     /// Batches to wait before trying the fast path again after a miss.
     optimistic_rest: u32,
+    /// The `imports` row this import writes under.
+    import_id: i64,
+    /// The document's JSON-LD context terms.
+    context: serde_json::Map<String, serde_json::Value>,
 }
 
 impl<'c> Sink<'c> {
     /// A sink writing through `conn`, flushing every `batch_size` code facts
     /// and remembering up to `cache_size` codes' ids.
-    pub fn new(conn: &'c mut DbConnection, batch_size: usize, cache_size: usize) -> Sink<'c> {
+    pub fn new(
+        conn: &'c mut DbConnection,
+        import_id: i64,
+        batch_size: usize,
+        cache_size: usize,
+    ) -> Sink<'c> {
         Sink {
             conn,
             batch_size: batch_size.max(1),
@@ -427,6 +437,8 @@ impl<'c> Sink<'c> {
             origins: Vec::new(),
             stats: ImportStats::default(),
             optimistic_rest: 0,
+            import_id,
+            context: serde_json::Map::new(),
         }
     }
 
@@ -439,13 +451,20 @@ impl<'c> Sink<'c> {
             Record::Product(p) => self.product(p, &location),
             Record::Event(e) => self.event(*e, location),
             Record::Code(c) => self.code(c, location),
+            Record::Context(terms) => {
+                self.context = terms;
+                Ok(())
+            }
         }
     }
 
-    /// Flushes what is buffered and returns what was written.
-    pub fn finish(mut self) -> Result<ImportStats, SinkError> {
+    /// Flushes what is buffered and returns what was written and the
+    /// document's context terms.
+    pub fn finish(
+        mut self,
+    ) -> Result<(ImportStats, serde_json::Map<String, serde_json::Value>), SinkError> {
         self.flush()?;
-        Ok(self.stats)
+        Ok((self.stats, self.context))
     }
 
     // ---- master data -------------------------------------------------------
@@ -739,6 +758,7 @@ impl<'c> Sink<'c> {
             machine_id,
             parent_code_id: None,
             product_id,
+            import_id: Some(self.import_id),
             doc: serde_json::Value::Object(e.doc).to_string(),
         };
         self.event_cache.insert(

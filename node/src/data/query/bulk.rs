@@ -110,7 +110,7 @@ pub fn bulk_lookup(
                 continue;
             };
             let key = (applied_by, product);
-            if !manufacture_of.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = manufacture_of.entry(key) {
                 let event = applied_by.and_then(|id| events.get(&id));
                 let shift = event.and_then(|e| {
                     e.doc()
@@ -125,7 +125,7 @@ pub fn bulk_lookup(
                     shift,
                     product: master.product(conn, product)?,
                 };
-                manufacture_of.insert(key, m);
+                slot.insert(m);
             }
             let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
             out.push(CodeVerdict {

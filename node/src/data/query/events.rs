@@ -15,7 +15,7 @@ use crate::data::epcis::{
 };
 use crate::data::model::{Action, EpcisType, Role};
 use crate::storage::DbConnection;
-use crate::storage::schema::{aggregation_history, codes, event_codes, events};
+use crate::storage::schema::{aggregation_history, codes, event_codes, events, imports};
 use base64::Engine as _;
 use diesel::prelude::*;
 use serde_json::{Map, Value, json};
@@ -241,7 +241,7 @@ pub fn query_events(conn: &mut DbConnection, q: &EventQuery) -> Result<EventPage
         if c.is_empty() {
             return Ok(EventPage {
                 events: Vec::new(),
-                context: context_for(&[]),
+                context: context_for(conn, &[])?,
                 next_page_token: None,
             });
         }
@@ -306,7 +306,7 @@ pub fn query_events(conn: &mut DbConnection, q: &EventQuery) -> Result<EventPage
     }
     Ok(EventPage {
         events,
-        context: context_for(&rows.iter().collect::<Vec<_>>()),
+        context: context_for(conn, &rows.iter().collect::<Vec<_>>())?,
         next_page_token,
     })
 }
@@ -437,9 +437,7 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
             json!({"id": id_to_uri(IdKind::Facility, b)}),
         );
     }
-    let mut doc = row.doc();
-    doc.remove("@context");
-    for (k, v) in doc {
+    for (k, v) in row.doc() {
         out.insert(k, v);
     }
     Ok(Value::Object(out))
@@ -447,17 +445,26 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
 
 /// The JSON-LD context for a set of rendered events: EPCIS's, GSP's prefix,
 /// and every extension prefix the events' source documents defined.
-pub fn context_for(rows: &[&EventRow]) -> Value {
+pub fn context_for(conn: &mut DbConnection, rows: &[&EventRow]) -> QueryResult<Value> {
     let mut terms = Map::new();
     terms.insert(GSP_PREFIX.into(), json!(GSP_NS));
-    for row in rows {
-        if let Some(Value::Object(ctx)) = row.doc().remove("@context") {
-            for (k, v) in ctx {
-                terms.entry(k).or_insert(v);
+    let mut import_ids: Vec<i64> = rows.iter().filter_map(|r| r.import_id).collect();
+    import_ids.sort_unstable();
+    import_ids.dedup();
+    if !import_ids.is_empty() {
+        let contexts: Vec<Option<String>> = imports::table
+            .filter(imports::id.eq_any(import_ids))
+            .select(imports::context)
+            .load(conn)?;
+        for text in contexts.into_iter().flatten() {
+            if let Ok(Value::Object(ctx)) = serde_json::from_str::<Value>(&text) {
+                for (k, v) in ctx {
+                    terms.entry(k).or_insert(v);
+                }
             }
         }
     }
-    json!([EPCIS_CONTEXT, terms])
+    Ok(json!([EPCIS_CONTEXT, terms]))
 }
 
 /// Wraps events in an EPCIS 2.0 query document.

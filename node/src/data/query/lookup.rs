@@ -79,6 +79,7 @@ pub struct EventRow {
     pub machine_id: Option<i64>,
     pub parent_code_id: Option<i64>,
     pub product_id: Option<i64>,
+    pub import_id: Option<i64>,
     pub doc: String,
 }
 
