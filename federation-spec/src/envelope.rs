@@ -57,6 +57,8 @@ pub const MAX_ENVELOPE: usize = MAX_BODY + 4096;
 /// The largest clock skew allowance `open` applies (SPEC.md §7.1): a larger
 /// value in [`OpenContext::skew`] is reduced to this.
 pub const MAX_SKEW: Duration = Duration::from_secs(3600);
+/// Body bytes copied and hashed at a time while sealing (fits in L2 cache).
+const HASH_CHUNK: usize = 64 * 1024;
 /// Byte offset of the routing header.
 const HEADER_OFFSET: usize = 8;
 
@@ -209,25 +211,11 @@ fn seal_with_ikm(
         template: draft.template.clone(),
         content_type: draft.content_type.clone(),
         body_len: body.len() as u64,
-        body_sha256: sha256(body),
+        body_sha256: [0; 32],
     };
-    if let Some(before) = tamper.before_signing {
-        before(&mut signed);
-    }
-    let mut signed_bytes = signed.to_bytes();
-    let mut signature = signer.sign(domain::MESSAGE_SIGNATURE, &signed_bytes);
-    if let Some(after) = tamper.after_signing {
-        after(&mut signed, &mut signature);
-        signed_bytes = signed.to_bytes();
-    }
     let routing_bytes = routing.to_bytes();
     let header_len = u16::try_from(routing_bytes.len())
         .map_err(|_| SealError::InvalidDraft("routing header too long".into()))?;
-    let signed_len = u16::try_from(signed_bytes.len())
-        .ok()
-        .filter(|l| usize::from(*l) <= MAX_SIGNED_HEADER)
-        .ok_or_else(|| SealError::InvalidDraft("signed header longer than 1024 bytes".into()))?;
-
     let pk = recipient
         .hpke_public()
         .map_err(|_| SealError::BadRecipientKey)?;
@@ -243,26 +231,60 @@ fn seal_with_ikm(
     )
     .map_err(|_| SealError::Crypto("HPKE encapsulation failed"))?;
 
-    let plaintext_len = SIGNATURE_LEN + 2 + signed_bytes.len() + body.len();
-    let ct_len = u32::try_from(plaintext_len + TAG_LEN)
-        .map_err(|_| SealError::InvalidDraft("message too long".into()))?;
-    let aad_len = HEADER_OFFSET + routing_bytes.len();
-    let total = aad_len + ENC_LEN + 4 + plaintext_len + TAG_LEN;
-
-    // One allocation of the final size; the body is copied once, then
+    // One allocation of the final size. The body is copied into it once, and
+    // hashed chunk by chunk while each chunk is still in cache, so the body
+    // is read from memory once for both; the signature and signed header are
+    // then written into the space reserved in front of it, and everything is
     // encrypted in place.
-    let mut out = Vec::with_capacity(total);
+    let aad_len = HEADER_OFFSET + routing_bytes.len();
+    let reserved = SIGNATURE_LEN + 2 + signed.to_bytes().len();
+    let mut out = Vec::with_capacity(aad_len + ENC_LEN + 4 + reserved + body.len() + TAG_LEN);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
     out.extend_from_slice(&header_len.to_be_bytes());
     out.extend_from_slice(&routing_bytes);
     out.extend_from_slice(&enc.to_bytes());
-    out.extend_from_slice(&ct_len.to_be_bytes());
+    let ct_len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
     let pt_start = out.len();
-    out.extend_from_slice(&signature);
-    out.extend_from_slice(&signed_len.to_be_bytes());
-    out.extend_from_slice(&signed_bytes);
-    out.extend_from_slice(body);
+    out.resize(pt_start + reserved, 0);
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    for chunk in body.chunks(HASH_CHUNK) {
+        out.extend_from_slice(chunk);
+        hasher.update(chunk);
+    }
+    signed.body_sha256.copy_from_slice(hasher.finish().as_ref());
+
+    if let Some(before) = tamper.before_signing {
+        before(&mut signed);
+    }
+    let mut signed_bytes = signed.to_bytes();
+    let mut signature = signer.sign(domain::MESSAGE_SIGNATURE, &signed_bytes);
+    if let Some(after) = tamper.after_signing {
+        after(&mut signed, &mut signature);
+        signed_bytes = signed.to_bytes();
+    }
+    let signed_len = u16::try_from(signed_bytes.len())
+        .ok()
+        .filter(|l| usize::from(*l) <= MAX_SIGNED_HEADER)
+        .ok_or_else(|| SealError::InvalidDraft("signed header longer than 1024 bytes".into()))?;
+    let mut front = Vec::with_capacity(SIGNATURE_LEN + 2 + signed_bytes.len());
+    front.extend_from_slice(&signature);
+    front.extend_from_slice(&signed_len.to_be_bytes());
+    front.extend_from_slice(&signed_bytes);
+    if front.len() == reserved {
+        if let Some(slot) = out.get_mut(pt_start..pt_start + reserved) {
+            slot.copy_from_slice(&front);
+        }
+    } else {
+        // Only a deliberately tampered header (test vectors) changes length.
+        out.splice(pt_start..pt_start + reserved, front);
+    }
+    let ct_len = u32::try_from(out.len() - pt_start + TAG_LEN)
+        .map_err(|_| SealError::InvalidDraft("message too long".into()))?;
+    if let Some(slot) = out.get_mut(ct_len_at..ct_len_at + 4) {
+        slot.copy_from_slice(&ct_len.to_be_bytes());
+    }
 
     let (head, plaintext) = out.split_at_mut(pt_start);
     let aad = head.get(..aad_len).unwrap_or_default();
