@@ -1,5 +1,182 @@
 //! The end-to-end test harness for GSP.
 //!
-//! Starts real `gsp` processes (nodes, and later the directory) on loopback with
-//! generated keys, against SQLite or PostgreSQL, and gives tests a handle to drive
-//! them. It is a test support crate, not part of the product.
+//! Starts real `gsp` processes on loopback against SQLite or PostgreSQL and
+//! gives tests a handle to drive them: run a command, start a node, call its
+//! API, kill it. The `gsp` binary is the one cargo built next to the test
+//! executable (or `GSP_BIN`). It is a test support crate, not part of the
+//! product.
+
+// Test support: a panic is how a broken environment is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gsp_node::storage::testing::TestDb;
+use gsp_node::storage::{Backend, DatabaseUrl};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `gsp` binary under test.
+pub fn gsp_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("GSP_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/gsp
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("gsp");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    // A stale binary would test old code. Cargo builds `gsp` for the node
+    // crate's own integration tests, so `--workspace` keeps it current; here
+    // we only check it is not older than the newest build of its library.
+    let newest_lib = std::fs::read_dir(dir.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libgsp_node-") && n.ends_with(".rlib"))
+        })
+        .filter_map(|p| modified(&p))
+        .max();
+    match (modified(&bin), newest_lib) {
+        (Some(b), Some(l)) if b >= l => {}
+        (Some(_), None) => {}
+        _ => panic!(
+            "{} is missing or older than the gsp-node library: run the tests with `cargo nextest run --workspace` (or `cargo build -p gsp-node` first)",
+            bin.display()
+        ),
+    }
+    bin
+}
+
+/// A data directory and database for one `gsp` instance.
+pub struct Site {
+    /// The data directory.
+    pub dir: tempfile::TempDir,
+    /// The database (dropped with the site).
+    pub db: TestDb,
+}
+
+impl Site {
+    /// A fresh site on `backend`.
+    pub fn new(backend: Backend) -> Site {
+        Site {
+            dir: tempfile::tempdir().expect("temp dir"),
+            db: TestDb::new(backend).expect("test database"),
+        }
+    }
+
+    /// The database URL as `--database` takes it.
+    pub fn database_url(&self) -> String {
+        match &self.db.url {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => u.clone(),
+        }
+    }
+
+    /// A `gsp` command with this site's data directory and database.
+    pub fn gsp(&self) -> Command {
+        let mut cmd = Command::new(gsp_bin());
+        cmd.arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--database")
+            .arg(self.database_url())
+            .env_remove("GSP_DATABASE_URL")
+            .env_remove("GSP_DATA_DIR")
+            .env_remove("GSP_CONFIG")
+            .env("RUST_LOG", "warn");
+        cmd
+    }
+
+    /// Runs `gsp ARGS…` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.gsp().args(args).output().expect("run gsp")
+    }
+
+    /// Starts `gsp serve` on a free loopback port and waits until it listens.
+    pub fn serve(&self) -> Server {
+        let mut child = self
+            .gsp()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gsp serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            assert!(Instant::now() < deadline, "gsp serve did not start");
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("gsp: local API on ") {
+                        break url.trim().to_owned();
+                    }
+                }
+                _ => panic!("gsp serve exited before listening"),
+            }
+        };
+        Server { child, base }
+    }
+}
+
+/// A running `gsp serve`.
+pub struct Server {
+    child: Child,
+    /// Base URL of the local API, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+}
+
+/// An HTTP client (reqwest on rustls with ring, the project's one provider).
+pub fn http() -> reqwest::blocking::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::blocking::Client::new()
+}
+
+impl Server {
+    /// `GET {base}{path}`.
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        http()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .expect("GET")
+    }
+
+    /// `POST {base}{path}` with a JSON body.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
+        http()
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .expect("POST")
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Stdout of a finished command, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr of a finished command, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

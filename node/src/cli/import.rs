@@ -33,7 +33,16 @@ impl ImportArgs {
             progress: !self.quiet && !self.json,
         };
         for file in &self.files {
+            tracing::info!(file = %file.display(), "importing");
             let report = import_file(&db, file, &options)?;
+            tracing::info!(
+                file = %file.display(),
+                codes_new = report.stats.codes_new,
+                events_new = report.stats.events_new,
+                seconds = report.seconds,
+                already_imported = report.already_imported,
+                "imported"
+            );
             if self.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else if report.already_imported {

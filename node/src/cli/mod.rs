@@ -86,8 +86,11 @@ pub struct Context {
 impl Context {
     /// Opens the database (creating and migrating it if needed).
     pub fn open_db(&self) -> anyhow::Result<Database> {
-        Database::open(&self.database, &self.config.database)
-            .with_context(|| format!("opening the database {}", self.database))
+        tracing::debug!(database = %self.database, "opening the database");
+        let db = Database::open(&self.database, &self.config.database)
+            .with_context(|| format!("opening the database {}", self.database))?;
+        tracing::debug!(backend = %db.backend(), "database ready");
+        Ok(db)
     }
 }
 

@@ -98,7 +98,10 @@ impl Database {
         // reported once and clearly rather than as a pool timeout.
         {
             let mut conn = r2d2::ManageConnection::connect(&manager)?;
-            migrations::run_pending(&mut conn)?;
+            let applied = migrations::run_pending(&mut conn)?;
+            if applied > 0 {
+                tracing::info!(applied, database = %url, "database schema migrated");
+            }
         }
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)

@@ -1,0 +1,147 @@
+//! The data store through the real `gsp` binary: gen, import, trace and the
+//! local HTTP API of `gsp serve`, on SQLite and PostgreSQL.
+
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gsp_node::for_each_backend;
+use gsp_tests::{Site, stderr, stdout};
+use serde_json::{Value, json};
+
+fn first_code(file: &std::path::Path, level: &str) -> String {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("code,") && l.split(',').nth(2) == Some(level))
+        .map(|l| l.split(',').nth(1).unwrap().to_owned())
+        .unwrap()
+}
+
+for_each_backend! {
+    fn gen_import_trace_from_the_command_line(backend: Backend) {
+        let site = Site::new(backend);
+        let file = site.dir.path().join("ken.csv");
+        let out = site.run(&["gen", "--packs", "5000", "--party", "KEN", "--seed", "2", "--out", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = site.run(&["import", "--quiet", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("codes new"), "{}", stdout(&out));
+        let again = site.run(&["import", "--json", file.to_str().unwrap()]);
+        let report: Value = serde_json::from_str(stdout(&again).trim()).unwrap();
+        assert_eq!(report["already_imported"], true);
+
+        let pack = first_code(&file, "unit");
+        let out = site.run(&["trace", &pack]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("(g) product") && text.contains("(b) facility") && text.contains("EUA"), "{text}");
+        let out = site.run(&["trace", "--json", &pack]);
+        let t: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(t["code"], pack.as_str());
+        assert_eq!(t["parents"][0]["level"], "carton");
+
+        let out = site.run(&["trace", "KEN1DOESNOTEXIST0"]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+
+        let bad = site.dir.path().join("bad.csv");
+        std::fs::write(&bad, "#gsp-csv,1\noperator,X,Name\nfacility,F,NOPE,Site\n").unwrap();
+        let out = site.run(&["import", bad.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("bad.csv") && err.contains("line 3") && err.contains("NOPE"), "{err}");
+    }
+
+    fn the_local_api_answers_in_json(backend: Backend) {
+        let site = Site::new(backend);
+        let file = site.dir.path().join("ken.csv");
+        assert!(site.run(&["gen", "--packs", "3000", "--out", file.to_str().unwrap()]).status.success());
+        assert!(site.run(&["import", "-q", file.to_str().unwrap()]).status.success());
+        let server = site.serve();
+
+        let r = server.get("/api/v1/health");
+        assert_eq!(r.status(), 200);
+        let pack = first_code(&file, "unit");
+        let r = server.get(&format!("/api/v1/codes/{pack}"));
+        assert_eq!(r.status(), 200);
+        let t: Value = r.json().unwrap();
+        assert_eq!(t["code"], pack.as_str());
+        assert!(t["art_8_4_1"]["product"]["description"].is_string(), "{t}");
+
+        let r = server.get("/api/v1/codes/KEN1NOPE");
+        assert_eq!(r.status(), 404);
+        let e: Value = r.json().unwrap();
+        assert_eq!(e["error"]["code"], "not_found");
+
+        let carton = first_code(&file, "carton");
+        let r = server.get(&format!("/api/v1/events?MATCH_parentID={carton}"));
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/ld+json"));
+        let doc: Value = r.json().unwrap();
+        assert_eq!(doc["type"], "EPCISQueryDocument");
+        let list = doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"].as_array().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["childEPCs"].as_array().unwrap().len(), 20);
+
+        let r = server.get("/api/v1/events?perPage=2");
+        assert_eq!(r.status(), 200);
+        let link = r.headers().get("link").expect("a next-page link").to_str().unwrap().to_owned();
+        assert!(link.contains("nextPageToken=") && link.contains("rel=\"next\""), "{link}");
+        let next = link.trim_start_matches('<').split('>').next().unwrap();
+        assert_eq!(server.get(next).status(), 200);
+
+        let r = server.get("/api/v1/events?GE_eventTime=yesterday");
+        assert_eq!(r.status(), 400);
+        let e: Value = r.json().unwrap();
+        assert_eq!(e["error"]["code"], "bad_request");
+        assert!(e["error"]["message"].as_str().unwrap().contains("GE_eventTime"));
+
+        let r = server.post_json("/api/v1/lookup", &json!({"codes": [pack, "KEN1UNKNOWN00000"]}));
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["results"][0]["status"], "known");
+        assert_eq!(v["results"][1]["status"], "unknown");
+        let r = server.post_json("/api/v1/lookup", &json!({"codez": []}));
+        assert_eq!(r.status(), 400);
+        let r = gsp_tests::http()
+            .post(format!("{}/api/v1/lookup", server.base))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 17 * 1024 * 1024])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 413);
+    }
+
+    fn a_killed_import_leaves_nothing_and_can_be_redone(backend: Backend) {
+        let site = Site::new(backend);
+        let file = site.dir.path().join("big.csv");
+        assert!(site.run(&["gen", "--packs", "150000", "--out", file.to_str().unwrap()]).status.success());
+        let mut child = site.gsp().args(["import", "-q", file.to_str().unwrap()]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let finished_early = child.try_wait().unwrap().is_some();
+        child.kill().unwrap();
+        let _ = child.wait();
+        let out = site.run(&["import", "--json", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        if !finished_early {
+            // The killed import committed nothing: the second one found no
+            // earlier import of this file and wrote every code itself.
+            assert_eq!(report["already_imported"], false, "{report}");
+            assert!(report["stats"]["codes_new"].as_u64().unwrap() > 150_000, "{report}");
+        }
+    }
+
+    fn json_logs_on_request(backend: Backend) {
+        let site = Site::new(backend);
+        let out = site.gsp().args(["--log-format", "json", "trace", "KEN1X"]).env("RUST_LOG", "debug").output().unwrap();
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        let json_lines = err.lines().filter(|l| l.starts_with('{')).count();
+        assert!(json_lines > 0, "{err}");
+        for line in err.lines().filter(|l| l.starts_with('{')) {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert!(v["level"].is_string(), "{line}");
+        }
+    }
+}
