@@ -4,6 +4,7 @@
 //! the command; errors reach the operator as one clear sentence on stderr and
 //! exit status 1.
 
+mod bench;
 mod certs;
 mod config_cmd;
 mod gen_cmd;
@@ -70,6 +71,8 @@ pub enum Command {
     Config(config_cmd::ConfigArgs),
     /// Party identity and node keys: make, show and rotate them.
     Certs(certs::CertsArgs),
+    /// Measure the data store (ingest rate against the raw loaders, trace latency).
+    Bench(bench::BenchArgs),
 }
 
 /// What a command gets: the loaded configuration and where things are.
@@ -163,5 +166,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => args.run(Some(&ctx)),
         Command::Certs(args) => args.run(),
         Command::Gen(args) => args.run(),
+        Command::Bench(args) => args.run(&ctx),
     }
 }
