@@ -64,7 +64,7 @@ settings! {
     /// Data import.
     pub struct ImportSettings {
         /// Codes written per database statement during import.
-        batch_size: usize = 4096;
+        batch_size: usize = 16_384;
         /// How many recently seen codes the importer remembers to resolve parents
         /// without a database lookup (memory: about 100 bytes each).
         code_cache: usize = 262_144;

@@ -7,13 +7,13 @@
 //! promoted). Good enough for data that arrives roughly in order, which is how
 //! aggregation data is written.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// See the module documentation.
 #[derive(Debug)]
 pub struct TwoGenerationCache<V: Copy> {
-    young: HashMap<String, V>,
-    old: HashMap<String, V>,
+    young: FxHashMap<String, V>,
+    old: FxHashMap<String, V>,
     capacity: usize,
 }
 
@@ -21,8 +21,8 @@ impl<V: Copy> TwoGenerationCache<V> {
     /// A cache keeping at least the last `capacity` inserted keys.
     pub fn new(capacity: usize) -> Self {
         TwoGenerationCache {
-            young: HashMap::new(),
-            old: HashMap::new(),
+            young: FxHashMap::default(),
+            old: FxHashMap::default(),
             capacity: capacity.max(1),
         }
     }
@@ -35,6 +35,12 @@ impl<V: Copy> TwoGenerationCache<V> {
         let v = *self.old.get(key)?;
         self.insert(key.to_owned(), v);
         Some(v)
+    }
+
+    /// Forgets `key`.
+    pub fn remove(&mut self, key: &str) {
+        self.young.remove(key);
+        self.old.remove(key);
     }
 
     /// Remembers `key`.

@@ -401,7 +401,16 @@ pub struct Sink<'c> {
     code_cache: TwoGenerationCache<i64>,
     event_cache: TwoGenerationCache<EventRef>,
     master: MasterIds,
-    /// Buffered facts: (code, fact, index into `origins`).
+    /// Events and code lines of the current batch, as read.
+    pending: Vec<(Record, Location)>,
+    /// Roughly how many code facts `pending` will make.
+    pending_weight: usize,
+    /// Whether the batch being processed looks every unknown up in the
+    /// database (careful) or assumes it is new (fast path).
+    careful: bool,
+    /// Event keys cached while processing a fast-path batch (undone on retry).
+    cached_this_attempt: Vec<String>,
+    /// Facts of the batch being processed: (code, fact, index into `origins`).
     facts: Vec<(String, Fact, u32)>,
     /// Buffered new events with their parent code, written at flush.
     new_events: Vec<(NewEvent, Option<String>)>,
@@ -432,6 +441,10 @@ impl<'c> Sink<'c> {
             code_cache: TwoGenerationCache::new(cache_size.max(1024)),
             event_cache: TwoGenerationCache::new(65_536),
             master: MasterIds::default(),
+            pending: Vec::new(),
+            pending_weight: 0,
+            careful: false,
+            cached_this_attempt: Vec::new(),
             facts: Vec::new(),
             new_events: Vec::new(),
             origins: Vec::new(),
@@ -449,13 +462,28 @@ impl<'c> Sink<'c> {
             Record::Facility(f) => self.facility(f, &location),
             Record::Machine(m) => self.machine(m, &location),
             Record::Product(p) => self.product(p, &location),
-            Record::Event(e) => self.event(*e, location),
-            Record::Code(c) => self.code(c, location),
+            Record::Event(e) => {
+                self.pending_weight += 1 + e.codes.len() + usize::from(e.parent.is_some());
+                self.pending.push((Record::Event(e), location));
+                self.flush_if_full()
+            }
+            Record::Code(c) => {
+                self.pending_weight += 1;
+                self.pending.push((Record::Code(c), location));
+                self.flush_if_full()
+            }
             Record::Context(terms) => {
                 self.context = terms;
                 Ok(())
             }
         }
+    }
+
+    fn flush_if_full(&mut self) -> Result<(), SinkError> {
+        if self.pending_weight >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Flushes what is buffered and returns what was written and the
@@ -710,9 +738,15 @@ impl<'c> Sink<'c> {
 
     // ---- events ------------------------------------------------------------
 
+    /// An event this import or the database already has. In the fast path a
+    /// key not in the cache is taken as unknown without asking the database;
+    /// the batch fails with [`SinkError::Retry`] at write time if it existed.
     fn find_event(&mut self, key: &str) -> Result<Option<EventRef>, SinkError> {
         if let Some(found) = self.event_cache.get(key) {
             return Ok(Some(found));
+        }
+        if !self.careful {
+            return Ok(None);
         }
         use events::dsl as t;
         let found: Option<(i64, Option<i64>)> = t::events
@@ -727,19 +761,39 @@ impl<'c> Sink<'c> {
         }))
     }
 
-    fn event(&mut self, e: EventRecord, location: Location) -> Result<(), SinkError> {
+    /// An event a code line refers to, which must exist.
+    fn referenced_event(
+        &mut self,
+        key: &str,
+        field: &str,
+        location: &Location,
+    ) -> Result<EventRef, SinkError> {
+        match self.find_event(key)? {
+            Some(e) => Ok(e),
+            // Not in this import's cache: maybe from an earlier import.
+            None if !self.careful => Err(SinkError::Retry),
+            None => Err(invalid(
+                location,
+                format!(
+                    "event {key:?} ({field}) is not defined; an event line must come before the codes that refer to it"
+                ),
+            )),
+        }
+    }
+
+    fn event(&mut self, e: &EventRecord, location: &Location) -> Result<(), SinkError> {
         if self.find_event(&e.key)?.is_some() {
             self.stats.events_existing += 1;
             return Ok(());
         }
         let origin = self.origin(location.clone());
         let facility_id = match (&e.facility, &e.biz_location) {
-            (Some(f), _) => self.resolve_facility(Some(f), &location)?,
+            (Some(f), _) => self.resolve_facility(Some(f), location)?,
             (None, Some(bl)) => self.lookup_facility(bl)?,
             (None, None) => None,
         };
-        let machine_id = self.resolve_machine(e.machine.as_deref(), &location)?;
-        let product_id = self.resolve_product(e.product.as_deref(), &location)?;
+        let machine_id = self.resolve_machine(e.machine.as_deref(), location)?;
+        let product_id = self.resolve_product(e.product.as_deref(), location)?;
         let id = self.event_ids.take(&mut *self.conn, "events")?;
 
         let row = NewEvent {
@@ -749,30 +803,33 @@ impl<'c> Sink<'c> {
             epcis_type: e.epcis_type.to_i16(),
             action: e.action.map(Action::to_i16),
             event_time: e.time_ms,
-            tz_offset: e.tz_offset,
-            biz_step: e.biz_step,
-            disposition: e.disposition,
-            read_point: e.read_point,
-            biz_location: e.biz_location,
+            tz_offset: e.tz_offset.clone(),
+            biz_step: e.biz_step.clone(),
+            disposition: e.disposition.clone(),
+            read_point: e.read_point.clone(),
+            biz_location: e.biz_location.clone(),
             facility_id,
             machine_id,
             parent_code_id: None,
             product_id,
             import_id: Some(self.import_id),
-            doc: serde_json::Value::Object(e.doc).to_string(),
+            doc: serde_json::to_string(&e.doc).unwrap_or_else(|_| "{}".to_owned()),
         };
         self.event_cache.insert(
-            e.key,
+            e.key.clone(),
             EventRef {
                 id,
                 product: product_id,
             },
         );
+        if !self.careful {
+            self.cached_this_attempt.push(e.key.clone());
+        }
         self.stats.events_new += 1;
 
         // The effect on codes, in GSP's compact form: application and
         // aggregation live in the codes table, everything else as links.
-        let parent = e.parent;
+        let parent = e.parent.clone();
         if let Some(p) = &parent {
             // EU EPA: an aggregation applies the aggregated-level code too.
             let fact = if e.epcis_type == EpcisType::Aggregation && e.action == Some(Action::Add) {
@@ -789,7 +846,8 @@ impl<'c> Sink<'c> {
         let delete_all_children = e.epcis_type == EpcisType::Aggregation
             && e.action == Some(Action::Delete)
             && !e.codes.iter().any(|(r, _)| *r == Role::Child);
-        for (role, code) in e.codes {
+        for (role, code) in &e.codes {
+            let (role, code) = (*role, code.clone());
             let fact = match (e.epcis_type, e.action, role, &parent) {
                 (EpcisType::Object, Some(Action::Add), Role::Epc, _) => {
                     let product = match product_id {
@@ -830,52 +888,43 @@ impl<'c> Sink<'c> {
         if delete_all_children && let Some(p) = parent {
             // "Take everything out of this parent": depends on every fact
             // before it, so write those first, then detach in SQL.
-            self.flush()?;
+            self.write_facts()?;
             self.detach_all(&p, id)?;
-        } else if self.facts.len() >= self.batch_size {
-            self.flush()?;
         }
         Ok(())
     }
 
-    fn code(&mut self, c: CodeRecord, location: Location) -> Result<(), SinkError> {
-        let product = self.resolve_product(c.product.as_deref(), &location)?;
+    fn code(&mut self, c: &CodeRecord, location: &Location) -> Result<(), SinkError> {
+        let product = self.resolve_product(c.product.as_deref(), location)?;
         let applied = match &c.applied_by {
-            Some(key) => Some(self.find_event(key)?.ok_or_else(|| {
-                invalid(&location, format!("event {key:?} (applied_by) is not defined; an event line must come before the codes that refer to it"))
-            })?),
+            Some(key) => Some(self.referenced_event(key, "applied_by", location)?),
             None => None,
         };
         let aggregated = match &c.aggregated_by {
-            Some(key) => Some(self.find_event(key)?.ok_or_else(|| {
-                invalid(&location, format!("event {key:?} (aggregated_by) is not defined; an event line must come before the codes that refer to it"))
-            })?),
+            Some(key) => Some(self.referenced_event(key, "aggregated_by", location)?),
             None => None,
         };
         if aggregated.is_some() && c.parent.is_none() {
             return Err(invalid(
-                &location,
+                location,
                 "aggregated_by is given but parent is empty".into(),
             ));
         }
         if c.parent.as_deref() == Some(c.code.as_str()) {
             return Err(invalid(
-                &location,
+                location,
                 format!("code {:?} cannot be its own parent", c.code),
             ));
         }
-        let origin = self.origin(location);
+        let origin = self.origin(location.clone());
         let fact = Fact::Line {
             level: c.level,
             product,
             applied: applied.map(|e| (e.id, e.product)),
-            parent: c.parent,
+            parent: c.parent.clone(),
             aggregated_by: aggregated.map(|e| e.id),
         };
-        self.facts.push((c.code, fact, origin));
-        if self.facts.len() >= self.batch_size {
-            self.flush()?;
-        }
+        self.facts.push((c.code.clone(), fact, origin));
         Ok(())
     }
 
@@ -887,10 +936,19 @@ impl<'c> Sink<'c> {
     }
 
     fn detach_all(&mut self, parent: &str, event: i64) -> Result<(), SinkError> {
-        let Some(parent_id) = self.code_cache.get(parent) else {
-            return Ok(());
-        };
         use codes::dsl as t;
+        let parent_id = match self.code_cache.get(parent) {
+            Some(id) => id,
+            None => match t::codes
+                .filter(t::code.eq(parent))
+                .select(t::id)
+                .first::<i64>(&mut *self.conn)
+                .optional()?
+            {
+                Some(id) => id,
+                None => return Ok(()),
+            },
+        };
         let children: Vec<(i64, Option<i64>)> = t::codes
             .filter(t::parent_id.eq(parent_id))
             .select((t::id, t::aggregated_by))
@@ -925,26 +983,36 @@ impl<'c> Sink<'c> {
 
     // ---- the batch ---------------------------------------------------------
 
-    /// Writes every buffered fact and event.
+    /// Processes and writes the pending batch.
     ///
-    /// Fast path first: assume every code not in the cache is new and insert
-    /// them inside a savepoint, refusing duplicates. If any existed after all,
-    /// the savepoint is rolled back and the careful path looks every unknown
-    /// code up first. After a miss the fast path rests for a while, since a
-    /// re-import would miss every time.
+    /// Fast path first: every code and event not in the caches is taken as
+    /// new, without asking the database, and the batch is written inside a
+    /// savepoint that refuses duplicates. If anything existed after all, the
+    /// savepoint is rolled back and the batch is processed again carefully,
+    /// looking every unknown up. After a miss the fast path rests for a while,
+    /// since a re-import would miss every time.
     fn flush(&mut self) -> Result<(), SinkError> {
-        if self.facts.is_empty() && self.new_events.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let facts = std::mem::take(&mut self.facts);
-        let new_events = std::mem::take(&mut self.new_events);
-        let mut outcome = None;
+        let records = std::mem::take(&mut self.pending);
+        self.pending_weight = 0;
         if self.optimistic_rest == 0 {
             let stats = self.stats;
-            match self.with_savepoint(|sink| sink.write_batch(&facts, &new_events, true)) {
-                Ok(known) => outcome = Some(known),
+            self.careful = false;
+            match self.with_savepoint(|sink| sink.process(&records)) {
+                Ok(()) => {
+                    self.cached_this_attempt.clear();
+                    return Ok(());
+                }
                 Err(SinkError::Retry) => {
                     self.stats = stats;
+                    for key in std::mem::take(&mut self.cached_this_attempt) {
+                        self.event_cache.remove(&key);
+                    }
+                    self.facts.clear();
+                    self.new_events.clear();
+                    self.origins.clear();
                     self.optimistic_rest = 16;
                 }
                 Err(e) => return Err(e),
@@ -952,10 +1020,30 @@ impl<'c> Sink<'c> {
         } else {
             self.optimistic_rest -= 1;
         }
-        let known = match outcome {
-            Some(k) => k,
-            None => self.write_batch(&facts, &new_events, false)?,
-        };
+        self.careful = true;
+        self.process(&records)
+    }
+
+    /// Turns a batch of records into facts and writes them.
+    fn process(&mut self, records: &[(Record, Location)]) -> Result<(), SinkError> {
+        for (record, location) in records {
+            match record {
+                Record::Event(e) => self.event(e, location)?,
+                Record::Code(c) => self.code(c, location)?,
+                _ => {}
+            }
+        }
+        self.write_facts()
+    }
+
+    /// Writes the facts and events gathered so far and remembers the codes.
+    fn write_facts(&mut self) -> Result<(), SinkError> {
+        if self.facts.is_empty() && self.new_events.is_empty() {
+            return Ok(());
+        }
+        let facts = std::mem::take(&mut self.facts);
+        let new_events = std::mem::take(&mut self.new_events);
+        let known = self.write_batch(&facts, &new_events, !self.careful)?;
         for (code, id) in known {
             self.code_cache.insert(code, id);
         }
@@ -1172,10 +1260,9 @@ impl<'c> Sink<'c> {
                 ..row.clone()
             })
             .collect();
-        for chunk in events_rows.chunks(1000) {
-            on_backend!(&mut *self.conn, |c| diesel::insert_into(events::table)
-                .values(chunk)
-                .execute(c))?;
+        let events_inserted = self.insert_events(&events_rows, assume_new)?;
+        if events_inserted != events_rows.len() {
+            return Err(SinkError::Retry);
         }
         self.insert_history(&history)?;
         self.insert_links(&links)?;
@@ -1226,6 +1313,43 @@ impl<'c> Sink<'c> {
                     Err(e) => Err(e.into()),
                 }
             }
+        }
+    }
+
+    /// Inserts new events; like [`Sink::insert_codes`] for duplicates.
+    fn insert_events(
+        &mut self,
+        rows: &[NewEvent],
+        ignore_existing: bool,
+    ) -> Result<usize, SinkError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        match &mut *self.conn {
+            DbConnection::Sqlite(c) => {
+                let mut inserted = 0;
+                for row in rows {
+                    inserted += if ignore_existing {
+                        diesel::insert_or_ignore_into(events::table)
+                            .values(row)
+                            .execute(c)?
+                    } else {
+                        diesel::insert_into(events::table).values(row).execute(c)?
+                    };
+                }
+                Ok(inserted)
+            }
+            DbConnection::Postgresql(c) => match diesel::copy_from(events::table)
+                .from_insertable(rows)
+                .execute(c)
+            {
+                Ok(n) => Ok(n),
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) if ignore_existing => Err(SinkError::Retry),
+                Err(e) => Err(e.into()),
+            },
         }
     }
 
