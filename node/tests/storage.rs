@@ -96,9 +96,13 @@ fn accepts(backend: Backend, diesel_type: &str, sql_type: &str) -> bool {
         (Backend::Sqlite, "BigInt") => sql == "bigint" || sql == "integer",
         (Backend::Sqlite, "SmallInt") => sql == "smallint",
         (Backend::Sqlite, "Text") => sql == "text",
+        (Backend::Sqlite, "Integer") => sql == "integer",
+        (Backend::Sqlite, "Binary") => sql == "blob",
         (Backend::Postgres, "BigInt") => sql == "bigint",
         (Backend::Postgres, "SmallInt") => sql == "smallint",
         (Backend::Postgres, "Text") => sql == "text",
+        (Backend::Postgres, "Integer") => sql == "integer",
+        (Backend::Postgres, "Binary") => sql == "bytea",
         _ => false,
     }
 }

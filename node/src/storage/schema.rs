@@ -123,6 +123,106 @@ diesel::table! {
     }
 }
 
+// ---- exchange: officers, cases, messages, outbox, audit -------------------
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        roles -> Text,
+        disabled -> SmallInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Text,
+        role -> SmallInt,
+        counterpart -> Text,
+        template -> Text,
+        template_version -> Integer,
+        state -> SmallInt,
+        priority -> Text,
+        due_date -> Nullable<Text>,
+        subject -> Text,
+        policy -> SmallInt,
+        outcome -> Nullable<Text>,
+        failure -> Nullable<Text>,
+        created_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (seq) {
+        seq -> BigInt,
+        message_id -> Text,
+        from_party -> Text,
+        to_party -> Text,
+        case_id -> Text,
+        direction -> SmallInt,
+        kind -> SmallInt,
+        template -> Nullable<Text>,
+        content_type -> Text,
+        body -> Binary,
+        body_sha256 -> Text,
+        envelope -> Nullable<Binary>,
+        envelope_sha256 -> Nullable<Text>,
+        receipt -> Nullable<Binary>,
+        state -> SmallInt,
+        in_reply_to -> Nullable<Text>,
+        author -> Nullable<BigInt>,
+        approved_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    outbox (message_seq) {
+        message_seq -> BigInt,
+        peer -> Text,
+        state -> SmallInt,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        expires_at -> BigInt,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit (id) {
+        id -> BigInt,
+        case_id -> Text,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(messages -> cases (case_id));
+diesel::joinable!(outbox -> messages (message_seq));
+
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, cases, messages, outbox, audit,);
+
 diesel::joinable!(facilities -> operators (operator_id));
 diesel::joinable!(machines -> facilities (facility_id));
 diesel::joinable!(products -> operators (operator_id));
