@@ -10,8 +10,10 @@
 //! The wire format is not here: it lives in the `gsp-federation` crate, and keys
 //! and certificates in `gsp-certs`.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod data;
+mod enums;
 pub mod storage;
 pub mod web;

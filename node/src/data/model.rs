@@ -4,55 +4,8 @@
 //! Each enum is stored as a SMALLINT; the numbers are part of the database
 //! format and must never be reused for another meaning.
 
-use serde::{Deserialize, Serialize};
 
-macro_rules! small_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $( $(#[doc = $doc:literal])* $variant:ident = $num:literal => $text:literal, )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $( $(#[doc = $doc])* $variant, )*
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            /// The number stored in the database.
-            pub fn to_i16(self) -> i16 {
-                match self { $($name::$variant => $num,)* }
-            }
-
-            /// The value for a stored number, if it is one of ours.
-            pub fn from_i16(n: i16) -> Option<$name> {
-                match n { $($num => Some($name::$variant),)* _ => None }
-            }
-
-            /// The name used in files, APIs and the CLI.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text,)* }
-            }
-
-            /// Parses the name used in files, APIs and the CLI (case-insensitive).
-            pub fn parse(text: &str) -> Option<$name> {
-                $( if text.eq_ignore_ascii_case($text) { return Some($name::$variant); } )*
-                None
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::enums::small_enum;
 
 small_enum! {
     /// Packaging level of a unique identifier.
