@@ -15,5 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 mod enums;
+pub mod exchange;
+pub mod federation;
 pub mod storage;
 pub mod web;

@@ -31,6 +31,10 @@ pub struct Config {
     pub log: LogSettings,
     /// Data import.
     pub import: ImportSettings,
+    /// The federation listener.
+    pub federation: FederationSettings,
+    /// Cases, answer policies and delivery.
+    pub exchange: ExchangeSettings,
 }
 
 /// A section of the config file with its documentation, for the example file.
@@ -65,6 +69,16 @@ const SECTIONS: &[SectionDoc] = &[
         name: "import",
         doc: "Data import (`gsp import`).",
         fields: ImportSettings::FIELDS,
+    },
+    SectionDoc {
+        name: "federation",
+        doc: "The federation listener: other Parties' nodes deliver messages here (mutual TLS 1.3).",
+        fields: FederationSettings::FIELDS,
+    },
+    SectionDoc {
+        name: "exchange",
+        doc: "Cases, answer policies and delivery.",
+        fields: ExchangeSettings::FIELDS,
     },
 ];
 
@@ -146,6 +160,12 @@ impl Config {
         self.import
             .apply_env("import", env)
             .map_err(ConfigError::Env)?;
+        self.federation
+            .apply_env("federation", env)
+            .map_err(ConfigError::Env)?;
+        self.exchange
+            .apply_env("exchange", env)
+            .map_err(ConfigError::Env)?;
         Ok(())
     }
 
@@ -170,6 +190,34 @@ impl Config {
                 key: "api.max_body_bytes",
                 message: "must be at least 1024".into(),
             });
+        }
+        if self.federation.clock_skew_secs > 3600 {
+            return Err(ConfigError::Invalid {
+                key: "federation.clock_skew_secs",
+                message: "at most 3600".into(),
+            });
+        }
+        if self.federation.max_envelope_bytes > gsp_federation::envelope::MAX_ENVELOPE {
+            return Err(ConfigError::Invalid {
+                key: "federation.max_envelope_bytes",
+                message: format!("at most {}", gsp_federation::envelope::MAX_ENVELOPE),
+            });
+        }
+        if self.exchange.in_flight_per_peer == 0 || self.exchange.in_flight_per_peer > 256 {
+            return Err(ConfigError::Invalid {
+                key: "exchange.in_flight_per_peer",
+                message: "between 1 and 256".into(),
+            });
+        }
+        for name in self.exchange.policies.keys() {
+            if !gsp_federation::templates::is_known(name, 1) {
+                return Err(ConfigError::Invalid {
+                    key: "exchange.policies",
+                    message: format!(
+                        "{name:?} is not a template (uid-verification, supply-chain-trace, seizure, operator-licence, free-text)"
+                    ),
+                });
+            }
         }
         if self.import.batch_size == 0 || self.import.batch_size > 100_000 {
             return Err(ConfigError::Invalid {

@@ -92,3 +92,55 @@ pub enum LogFormat {
     /// One JSON object per line.
     Json,
 }
+
+settings! {
+    /// The federation listener: where other Parties' nodes deliver messages.
+    pub struct FederationSettings {
+        /// Address of the federation listener (mutual TLS 1.3). It must be
+        /// reachable by other Parties' nodes at the URL in this node's
+        /// directory record. Unset: no federation listener.
+        listen: Option<SocketAddr> = None, example = "\"0.0.0.0:8443\"";
+        /// Largest envelope accepted, in bytes (at most 64 MiB + 4 KiB).
+        max_envelope_bytes: usize = 64 * 1024 * 1024 + 4096;
+        /// Seconds a peer may take to answer one delivery before it is retried.
+        request_timeout_secs: u64 = 60;
+        /// Clock difference tolerated between Parties, in seconds (at most 3600).
+        clock_skew_secs: u64 = 300;
+    }
+}
+
+settings! {
+    /// Cases, answer policies and delivery.
+    pub struct ExchangeSettings {
+        /// Answer policy per template: "automatic" (this node answers from its
+        /// data), "officer", or "two-person" (an officer answers, an approver
+        /// approves). Templates not listed are answered by an officer.
+        policies: std::collections::BTreeMap<String, crate::exchange::model::AnswerPolicy> = default_policies();
+        /// Hours a message may take to reach the other Party; after that it is
+        /// marked failed with the reason, and an officer is told.
+        message_lifetime_hours: u64 = 72;
+        /// First retry delay in milliseconds; doubles each attempt (with jitter).
+        retry_base_ms: u64 = 500;
+        /// Longest delay between two attempts, in seconds.
+        retry_cap_secs: u64 = 300;
+        /// Messages in flight at once to one peer.
+        in_flight_per_peer: usize = 8;
+        /// Codes sent inline in a uid-verification request or answer; more
+        /// travel as a (compressed) attachment.
+        inline_codes_max: usize = 10_000;
+    }
+}
+
+fn default_policies() -> std::collections::BTreeMap<String, crate::exchange::model::AnswerPolicy> {
+    use crate::exchange::model::AnswerPolicy;
+    [
+        ("uid-verification", AnswerPolicy::Automatic),
+        ("supply-chain-trace", AnswerPolicy::Officer),
+        ("seizure", AnswerPolicy::Officer),
+        ("operator-licence", AnswerPolicy::Officer),
+        ("free-text", AnswerPolicy::Officer),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}

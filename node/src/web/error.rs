@@ -10,9 +10,21 @@ pub enum ApiError {
     /// 400: the request is malformed; the message names the parameter.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: not logged in, or the session ended.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: logged in, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: nothing by that name.
     #[error("{0}")]
     NotFound(String),
+    /// 409: the thing is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: the node cannot do this now (no identity, directory expired…).
+    #[error("{0}")]
+    Unavailable(String),
     /// 413: the body is too large.
     #[error("{0}")]
     TooLarge(String),
@@ -26,7 +38,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::TooLarge(_) => "too_large",
             ApiError::Internal(_) => "internal",
         }
@@ -37,7 +53,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,4 +121,19 @@ pub fn query_error_handler(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::BadRequest(format!("query string: {err}")).into()
+}
+
+impl From<crate::exchange::store::ExchangeError> for ApiError {
+    fn from(e: crate::exchange::store::ExchangeError) -> Self {
+        use crate::exchange::store::ExchangeError as E;
+        match e {
+            E::Invalid(m) => ApiError::BadRequest(m),
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Forbidden(m) => ApiError::Forbidden(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::CaseMismatch(c) => ApiError::Conflict(format!("case {c} belongs to another Party")),
+            E::Seal(m) => ApiError::Unavailable(format!("cannot seal the message: {m}")),
+            E::Database(d) => ApiError::Internal(d.to_string()),
+        }
+    }
 }

@@ -1,0 +1,484 @@
+//! The durable outbox: which sealed messages still have to reach which peer,
+//! when to try next, and what happened.
+//!
+//! Rows are written in the same transaction as the message they carry
+//! (`store`). Delivery workers *claim* due rows for a short lease — with
+//! `FOR UPDATE SKIP LOCKED` on PostgreSQL, under SQLite's write lock
+//! otherwise — so two `gsp serve` instances on one database never send the
+//! same message at the same time; a crashed worker's lease simply runs out.
+//! Retries back off exponentially with jitter, capped; a message still
+//! undelivered at its expiry fails visibly, with the reason, on its case.
+
+use super::model::{CaseState, MessageKind, MessageState, OutboxState};
+use crate::config::ExchangeSettings;
+use crate::storage::schema::{audit, cases, messages, outbox};
+use crate::storage::{DbConnection, write_transaction};
+use diesel::prelude::*;
+use rand::RngExt;
+use serde::Serialize;
+use serde_json::json;
+
+/// A message to deliver now.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// Outbox key (the message's row).
+    pub seq: i64,
+    /// The peer Party.
+    pub peer: String,
+    /// The message id.
+    pub message_id: String,
+    /// The sealed envelope.
+    pub envelope: Vec<u8>,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+#[derive(QueryableByName)]
+struct Seq {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    message_seq: i64,
+}
+
+/// Peers that have messages due now.
+pub fn peers_due(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<String>> {
+    outbox::table
+        .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
+        .filter(outbox::next_attempt_at.le(now))
+        .select(outbox::peer)
+        .distinct()
+        .load(conn)
+}
+
+/// The earliest time anything pending becomes due, if anything is pending.
+pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
+    outbox::table
+        .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
+        .select(diesel::dsl::min(outbox::next_attempt_at))
+        .first(conn)
+}
+
+/// Claims up to `limit` due messages for `peer`, oldest first, for `lease_ms`.
+pub fn claim(
+    conn: &mut DbConnection,
+    instance: &str,
+    peer: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> QueryResult<Vec<Due>> {
+    let until = now + lease_ms;
+    let seqs: Vec<i64> = match conn {
+        DbConnection::Postgresql(c) => diesel::sql_query(
+            "UPDATE outbox SET claimed_by = $1, claimed_until = $2 WHERE message_seq IN ( \
+               SELECT message_seq FROM outbox WHERE state = $3 AND peer = $4 AND next_attempt_at <= $5 \
+                 AND (claimed_until IS NULL OR claimed_until < $5) \
+               ORDER BY message_seq LIMIT $6 FOR UPDATE SKIP LOCKED) \
+             RETURNING message_seq",
+        )
+        .bind::<diesel::sql_types::Text, _>(instance)
+        .bind::<diesel::sql_types::BigInt, _>(until)
+        .bind::<diesel::sql_types::SmallInt, _>(OutboxState::Pending.to_i16())
+        .bind::<diesel::sql_types::Text, _>(peer)
+        .bind::<diesel::sql_types::BigInt, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load::<Seq>(c)?
+        .into_iter()
+        .map(|s| s.message_seq)
+        .collect(),
+        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
+            let seqs: Vec<i64> = outbox::table
+                .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
+                .filter(outbox::peer.eq(peer))
+                .filter(outbox::next_attempt_at.le(now))
+                .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(now)))
+                .order(outbox::message_seq)
+                .limit(limit)
+                .select(outbox::message_seq)
+                .load(conn)?;
+            if !seqs.is_empty() {
+                diesel::update(outbox::table.filter(outbox::message_seq.eq_any(&seqs)))
+                    .set((outbox::claimed_by.eq(instance), outbox::claimed_until.eq(until)))
+                    .execute(conn)?;
+            }
+            Ok::<_, diesel::result::Error>(seqs)
+        })?,
+    };
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows: Vec<(i64, String, String, Option<Vec<u8>>, i32)> = outbox::table
+        .inner_join(messages::table)
+        .filter(outbox::message_seq.eq_any(&seqs))
+        .select((
+            outbox::message_seq,
+            outbox::peer,
+            messages::message_id,
+            messages::envelope,
+            outbox::attempts,
+        ))
+        .load(conn)?;
+    rows.sort_by_key(|r| r.0);
+    Ok(rows
+        .into_iter()
+        .filter_map(|(seq, peer, message_id, envelope, attempts)| {
+            envelope.map(|envelope| Due {
+                seq,
+                peer,
+                message_id,
+                envelope,
+                attempts,
+            })
+        })
+        .collect())
+}
+
+fn audit_for(
+    conn: &mut DbConnection,
+    seq: i64,
+    now: i64,
+    action: &str,
+    detail: serde_json::Value,
+) -> QueryResult<()> {
+    let case_id: Option<String> = messages::table
+        .find(seq)
+        .select(messages::case_id)
+        .first(conn)
+        .optional()?;
+    if let Some(case_id) = case_id {
+        diesel::insert_into(audit::table)
+            .values((
+                audit::case_id.eq(case_id),
+                audit::at.eq(now),
+                audit::actor.eq("node"),
+                audit::action.eq(action),
+                audit::detail.eq(detail.to_string()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Records a delivery: the peer's signed receipt is kept with the message,
+/// the outbox row is done, and a queued request's case becomes delivered.
+pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) -> QueryResult<()> {
+    write_transaction(conn, |conn| {
+        let updated = diesel::update(
+            outbox::table
+                .find(seq)
+                .filter(outbox::state.eq(OutboxState::Pending.to_i16())),
+        )
+        .set((
+            outbox::state.eq(OutboxState::Delivered.to_i16()),
+            outbox::claimed_until.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            return Ok(()); // cancelled or failed meanwhile; the receipt is still worth keeping
+        }
+        diesel::update(messages::table.find(seq))
+            .set((
+                messages::state.eq(MessageState::Delivered.to_i16()),
+                messages::receipt.eq(Some(receipt)),
+                messages::delivered_at.eq(Some(now)),
+            ))
+            .execute(conn)?;
+        let (case_id, kind, message_id): (String, i16, String) = messages::table
+            .find(seq)
+            .select((messages::case_id, messages::kind, messages::message_id))
+            .first(conn)?;
+        if kind == MessageKind::Request.to_i16() {
+            diesel::update(
+                cases::table
+                    .find(&case_id)
+                    .filter(cases::state.eq(CaseState::Queued.to_i16())),
+            )
+            .set((
+                cases::state.eq(CaseState::Delivered.to_i16()),
+                cases::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
+        audit_for(
+            conn,
+            seq,
+            now,
+            "delivered",
+            json!({"message_id": message_id}),
+        )?;
+        Ok(())
+    })
+}
+
+/// The delay before attempt `attempts + 1`: base × 2^attempts, capped, with
+/// ±25 % jitter so many nodes retrying after an outage do not stampede.
+pub fn backoff_ms(settings: &ExchangeSettings, attempts: i32) -> i64 {
+    let base = settings.retry_base_ms.max(1) as f64;
+    let cap = (settings.retry_cap_secs.max(1) * 1000) as f64;
+    let raw = (base * 2f64.powi(attempts.clamp(0, 40))).min(cap);
+    let jitter: f64 = rand::rng().random_range(0.75..1.25);
+    (raw * jitter) as i64
+}
+
+/// Records a failed attempt. Transient errors are retried after a back-off
+/// until the message expires; `permanent` ones (the peer refused the message
+/// itself) fail it at once. Either way the reason is kept.
+pub fn attempt_failed(
+    conn: &mut DbConnection,
+    settings: &ExchangeSettings,
+    seq: i64,
+    error: &str,
+    permanent: bool,
+    now: i64,
+) -> QueryResult<()> {
+    write_transaction(conn, |conn| {
+        let row: Option<(i32, i64, i16)> = outbox::table
+            .find(seq)
+            .select((outbox::attempts, outbox::expires_at, outbox::state))
+            .first(conn)
+            .optional()?;
+        let Some((attempts, expires_at, state)) = row else {
+            return Ok(());
+        };
+        if state != OutboxState::Pending.to_i16() {
+            return Ok(());
+        }
+        let attempts = attempts + 1;
+        let next = now + backoff_ms(settings, attempts - 1);
+        if permanent || next >= expires_at {
+            let reason = if permanent {
+                format!("refused by the recipient: {error}")
+            } else {
+                format!(
+                    "not delivered before it expired ({attempts} attempts); last error: {error}"
+                )
+            };
+            fail(conn, seq, attempts, &reason, now)?;
+        } else {
+            diesel::update(outbox::table.find(seq))
+                .set((
+                    outbox::attempts.eq(attempts),
+                    outbox::next_attempt_at.eq(next),
+                    outbox::last_error.eq(Some(error)),
+                    outbox::claimed_until.eq(None::<i64>),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+fn fail(
+    conn: &mut DbConnection,
+    seq: i64,
+    attempts: i32,
+    reason: &str,
+    now: i64,
+) -> QueryResult<()> {
+    diesel::update(outbox::table.find(seq))
+        .set((
+            outbox::state.eq(OutboxState::Failed.to_i16()),
+            outbox::attempts.eq(attempts),
+            outbox::last_error.eq(Some(reason)),
+            outbox::claimed_until.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    diesel::update(messages::table.find(seq))
+        .set(messages::state.eq(MessageState::Failed.to_i16()))
+        .execute(conn)?;
+    let case_id: String = messages::table
+        .find(seq)
+        .select(messages::case_id)
+        .first(conn)?;
+    diesel::update(cases::table.find(&case_id))
+        .set((
+            cases::state.eq(CaseState::Failed.to_i16()),
+            cases::failure.eq(Some(reason)),
+            cases::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    audit_for(conn, seq, now, "delivery failed", json!({"reason": reason}))?;
+    tracing::warn!(seq, %case_id, reason, "message failed");
+    Ok(())
+}
+
+/// Fails every pending message past its expiry (also those nobody is trying,
+/// e.g. because the peer vanished from the directory).
+pub fn expire_overdue(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
+    let overdue: Vec<(i64, i32, Option<String>)> = outbox::table
+        .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
+        .filter(outbox::expires_at.le(now))
+        .filter(
+            outbox::claimed_until
+                .is_null()
+                .or(outbox::claimed_until.lt(now)),
+        )
+        .select((outbox::message_seq, outbox::attempts, outbox::last_error))
+        .load(conn)?;
+    for (seq, attempts, last) in &overdue {
+        write_transaction(conn, |conn| {
+            let reason = format!(
+                "not delivered before it expired ({attempts} attempts){}",
+                last.as_deref()
+                    .map(|l| format!("; last error: {l}"))
+                    .unwrap_or_default()
+            );
+            fail(conn, *seq, *attempts, &reason, now)
+        })?;
+    }
+    Ok(overdue.len())
+}
+
+/// An outbox row, for `gsp outbox list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    /// Outbox key.
+    pub seq: i64,
+    /// Peer.
+    pub peer: String,
+    /// Message id.
+    pub message_id: String,
+    /// Case id.
+    pub case_id: String,
+    /// State.
+    pub state: OutboxState,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Next attempt (Unix ms).
+    pub next_attempt_at: i64,
+    /// Expiry (Unix ms).
+    pub expires_at: i64,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+/// Outbox rows, newest first; `all` includes delivered ones.
+pub fn list(conn: &mut DbConnection, all: bool, limit: i64) -> QueryResult<Vec<OutboxEntry>> {
+    let mut q = outbox::table
+        .inner_join(messages::table)
+        .select((
+            outbox::message_seq,
+            outbox::peer,
+            messages::message_id,
+            messages::case_id,
+            outbox::state,
+            outbox::attempts,
+            outbox::next_attempt_at,
+            outbox::expires_at,
+            outbox::last_error,
+        ))
+        .into_boxed();
+    if !all {
+        q = q.filter(outbox::state.ne(OutboxState::Delivered.to_i16()));
+    }
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        i16,
+        i32,
+        i64,
+        i64,
+        Option<String>,
+    );
+    let rows: Vec<Row> = q
+        .order(outbox::message_seq.desc())
+        .limit(limit)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                seq,
+                peer,
+                message_id,
+                case_id,
+                state,
+                attempts,
+                next_attempt_at,
+                expires_at,
+                last_error,
+            )| OutboxEntry {
+                seq,
+                peer,
+                message_id,
+                case_id,
+                state: OutboxState::from_i16(state).unwrap_or(OutboxState::Pending),
+                attempts,
+                next_attempt_at,
+                expires_at,
+                last_error,
+            },
+        )
+        .collect())
+}
+
+/// Makes a pending or failed message due now (a failed one gets a fresh
+/// expiry). Returns false if there is no such row or it was delivered.
+pub fn retry_now(
+    conn: &mut DbConnection,
+    settings: &ExchangeSettings,
+    seq: i64,
+    now: i64,
+) -> QueryResult<bool> {
+    write_transaction(conn, |conn| {
+        let state: Option<i16> = outbox::table
+            .find(seq)
+            .select(outbox::state)
+            .first(conn)
+            .optional()?;
+        match state.and_then(OutboxState::from_i16) {
+            Some(OutboxState::Pending) => {
+                diesel::update(outbox::table.find(seq))
+                    .set((
+                        outbox::next_attempt_at.eq(now),
+                        outbox::claimed_until.eq(None::<i64>),
+                    ))
+                    .execute(conn)?;
+                Ok(true)
+            }
+            Some(OutboxState::Failed) => {
+                let lifetime_ms =
+                    i64::try_from(settings.message_lifetime_hours.clamp(1, 720) * 3_600_000)
+                        .unwrap_or(i64::MAX / 2);
+                diesel::update(outbox::table.find(seq))
+                    .set((
+                        outbox::state.eq(OutboxState::Pending.to_i16()),
+                        outbox::next_attempt_at.eq(now),
+                        outbox::expires_at.eq(now + lifetime_ms),
+                        outbox::claimed_until.eq(None::<i64>),
+                    ))
+                    .execute(conn)?;
+                diesel::update(messages::table.find(seq))
+                    .set(messages::state.eq(MessageState::Queued.to_i16()))
+                    .execute(conn)?;
+                audit_for(conn, seq, now, "retry requested", json!({}))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    })
+}
+
+/// Cancels a message not yet delivered. Returns false if there is no such
+/// row or it was delivered already.
+pub fn cancel(conn: &mut DbConnection, seq: i64, now: i64) -> QueryResult<bool> {
+    write_transaction(conn, |conn| {
+        let changed = diesel::update(outbox::table.find(seq).filter(
+            outbox::state.eq_any([OutboxState::Pending.to_i16(), OutboxState::Failed.to_i16()]),
+        ))
+        .set((
+            outbox::state.eq(OutboxState::Cancelled.to_i16()),
+            outbox::claimed_until.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        diesel::update(messages::table.find(seq))
+            .set(messages::state.eq(MessageState::Cancelled.to_i16()))
+            .execute(conn)?;
+        audit_for(conn, seq, now, "cancelled by the operator", json!({}))?;
+        Ok(true)
+    })
+}

@@ -1,0 +1,1422 @@
+//! Cases and messages in the database: composing a request, recording what
+//! arrives (with the receipt, in one transaction), answering, approving,
+//! closing, and reading cases back for officers.
+//!
+//! Sealing happens here, inside the transaction that queues the message, so
+//! the stored envelope is exactly what is sent and re-sent; the caller
+//! provides a [`Sealer`] (our signing key and the recipient's encryption key
+//! from the verified directory).
+
+use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind, MessageState, OutboxState};
+use crate::auth::{Role, User};
+use crate::config::ExchangeSettings;
+use crate::storage::schema::{audit, cases, messages, outbox};
+use crate::storage::{DbConnection, write_transaction};
+use diesel::prelude::*;
+use gsp_federation::{MessageDraft, Part, PartyCode, SignedHeader, TemplateRef, UnixMillis};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Why an exchange operation was refused. Each variant has a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The input is not acceptable; the message says what and where.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such case or message.
+    #[error("{0}")]
+    NotFound(String),
+    /// The user may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The case is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// A message refers to a case of another Party.
+    #[error("case {0} belongs to another Party")]
+    CaseMismatch(String),
+    /// Sealing failed (no usable key for the recipient, directory expired…).
+    #[error("cannot seal the message: {0}")]
+    Seal(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+impl ExchangeError {
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExchangeError::Invalid(_) => "bad_request",
+            ExchangeError::NotFound(_) => "not_found",
+            ExchangeError::Forbidden(_) => "forbidden",
+            ExchangeError::Conflict(_) => "conflict",
+            ExchangeError::CaseMismatch(_) => "case_mismatch",
+            ExchangeError::Seal(_) => "cannot_seal",
+            ExchangeError::Database(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for ExchangeError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        ExchangeError::Seal(e.to_string())
+    }
+}
+
+/// Seals messages from this node: our Party code, our signing key, and the
+/// recipient's current encryption key from the verified directory.
+pub trait Sealer {
+    /// This node's Party.
+    fn us(&self) -> PartyCode;
+    /// Seals `body` as described by `draft` (which names the recipient).
+    fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// An attachment to send.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    /// File name shown to the other Party.
+    pub name: String,
+    /// Media type, e.g. `text/plain`.
+    pub media_type: String,
+    /// Content.
+    pub bytes: Vec<u8>,
+}
+
+/// A request to send.
+#[derive(Debug, Clone)]
+pub struct ComposeRequest {
+    /// The Party asked.
+    pub to: PartyCode,
+    /// Template name (version 1).
+    pub template: String,
+    /// The request fields (the template's request schema).
+    pub body: Value,
+    /// Files to attach.
+    pub attachments: Vec<NewAttachment>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds as the envelope's type (times before 1970 become 0).
+pub fn unix(ms: i64) -> UnixMillis {
+    UnixMillis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+fn audit_row(
+    conn: &mut DbConnection,
+    case_id: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    detail: Value,
+) -> QueryResult<()> {
+    diesel::insert_into(audit::table)
+        .values((
+            audit::case_id.eq(case_id),
+            audit::at.eq(at),
+            audit::actor.eq(actor),
+            audit::action.eq(action),
+            audit::detail.eq(detail.to_string()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn actor_of(user: Option<&User>) -> String {
+    match user {
+        Some(u) => format!("user:{}", u.username),
+        None => "node".to_owned(),
+    }
+}
+
+/// A short line describing a request, for case lists.
+fn subject_of(template: &str, body: &Value) -> String {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let s = match template {
+        "uid-verification" => {
+            let n = body
+                .get("codes")
+                .and_then(Value::as_array)
+                .map(|a| a.len() as u64)
+                .or_else(|| body.get("code_count").and_then(Value::as_u64))
+                .unwrap_or(0);
+            format!("verify {n} code{}", if n == 1 { "" } else { "s" })
+        }
+        _ => text("subject")
+            .or_else(|| text("free_text"))
+            .or_else(|| {
+                body.pointer("/justification/reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| template.to_owned()),
+    };
+    let mut out: String = s.chars().take(120).collect();
+    if s.chars().count() > 120 {
+        out.push('…');
+    }
+    out
+}
+
+/// Inserts a message and, when it is queued, its outbox row.
+#[allow(clippy::too_many_arguments)]
+fn insert_message(
+    conn: &mut DbConnection,
+    draft: &MessageDraft,
+    kind: MessageKind,
+    body: &[u8],
+    envelope: Option<&[u8]>,
+    state: MessageState,
+    in_reply_to: Option<&str>,
+    author: Option<i64>,
+    now: i64,
+    lifetime: Duration,
+) -> QueryResult<i64> {
+    let seq: i64 = crate::on_backend!(conn, |c| diesel::insert_into(messages::table)
+        .values((
+            messages::message_id.eq(draft.message_id.to_string()),
+            messages::from_party.eq(draft.from.as_str()),
+            messages::to_party.eq(draft.to.as_str()),
+            messages::case_id.eq(draft.case_id.to_string()),
+            messages::direction.eq(0i16),
+            messages::kind.eq(kind.to_i16()),
+            messages::template.eq(draft.template.as_ref().map(|t| t.name.clone())),
+            messages::content_type.eq(&draft.content_type),
+            messages::body.eq(body),
+            messages::body_sha256.eq(sha256_hex(body)),
+            messages::envelope.eq(envelope),
+            messages::envelope_sha256.eq(envelope.map(sha256_hex)),
+            messages::state.eq(state.to_i16()),
+            messages::in_reply_to.eq(in_reply_to),
+            messages::author.eq(author),
+            messages::created_at.eq(now),
+        ))
+        .returning(messages::seq)
+        .get_result(c))?;
+    if state == MessageState::Queued {
+        queue(conn, seq, draft.to.as_str(), now, lifetime)?;
+    }
+    Ok(seq)
+}
+
+fn queue(
+    conn: &mut DbConnection,
+    seq: i64,
+    peer: &str,
+    now: i64,
+    lifetime: Duration,
+) -> QueryResult<()> {
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::message_seq.eq(seq),
+            outbox::peer.eq(peer),
+            outbox::state.eq(OutboxState::Pending.to_i16()),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+            outbox::expires_at
+                .eq(now + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2)),
+            outbox::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn lifetime(settings: &ExchangeSettings) -> Duration {
+    Duration::from_secs(settings.message_lifetime_hours.clamp(1, 720) * 3600)
+}
+
+fn draft(
+    sealer: &dyn Sealer,
+    to: PartyCode,
+    case_id: Uuid,
+    content_type: &str,
+    template: Option<TemplateRef>,
+    now: i64,
+    settings: &ExchangeSettings,
+) -> MessageDraft {
+    let mut d = MessageDraft::new(
+        sealer.us(),
+        to,
+        case_id,
+        content_type,
+        unix(now),
+        lifetime(settings),
+    );
+    d.template = template;
+    d
+}
+
+/// Seals and stores attachments; returns their references for the body.
+#[allow(clippy::too_many_arguments)]
+fn send_attachments(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    to: PartyCode,
+    case_id: Uuid,
+    attachments: &[NewAttachment],
+    author: Option<i64>,
+    now: i64,
+) -> Result<Vec<Value>, ExchangeError> {
+    let mut refs = Vec::with_capacity(attachments.len());
+    for a in attachments {
+        let d = draft(sealer, to, case_id, &a.media_type, None, now, settings);
+        let envelope = sealer.seal(&d, &a.bytes).map_err(ExchangeError::Seal)?;
+        insert_message(
+            conn,
+            &d,
+            MessageKind::Attachment,
+            &a.bytes,
+            Some(&envelope),
+            MessageState::Queued,
+            None,
+            author,
+            now,
+            lifetime(settings),
+        )?;
+        refs.push(json!({
+            "name": a.name,
+            "media_type": a.media_type,
+            "size": a.bytes.len(),
+            "sha256": sha256_hex(&a.bytes),
+            "message_id": d.message_id.to_string(),
+        }));
+    }
+    Ok(refs)
+}
+
+fn check_attachments(attachments: &[NewAttachment]) -> Result<(), ExchangeError> {
+    if attachments.len() > 100 {
+        return Err(ExchangeError::Invalid("at most 100 attachments".into()));
+    }
+    for (i, a) in attachments.iter().enumerate() {
+        if a.name.is_empty() || a.name.len() > 255 {
+            return Err(ExchangeError::Invalid(format!(
+                "attachments[{i}].name: 1 to 255 characters"
+            )));
+        }
+        if gsp_federation::header::check_content_type(&a.media_type).is_err()
+            || !a.media_type.contains('/')
+        {
+            return Err(ExchangeError::Invalid(format!(
+                "attachments[{i}].media_type {:?} is not a media type",
+                a.media_type
+            )));
+        }
+        if a.bytes.len() > gsp_federation::envelope::MAX_BODY {
+            return Err(ExchangeError::Invalid(format!(
+                "attachments[{i}] is larger than 64 MiB"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn template_error(part: &str, e: gsp_federation::templates::TemplateError) -> ExchangeError {
+    ExchangeError::Invalid(format!("the {part} does not follow its template: {e}"))
+}
+
+/// Sends a request: a new case with the request and its attachments, sealed
+/// and queued, in one transaction. Returns the case id.
+pub fn compose(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    user: &User,
+    req: ComposeRequest,
+    now: i64,
+) -> Result<String, ExchangeError> {
+    if !user.has(Role::Officer) {
+        return Err(ExchangeError::Forbidden(
+            "composing a request needs the officer role".into(),
+        ));
+    }
+    if req.to == sealer.us() {
+        return Err(ExchangeError::Invalid(
+            "a request goes to another Party".into(),
+        ));
+    }
+    if !gsp_federation::templates::is_known(&req.template, 1) {
+        return Err(ExchangeError::Invalid(format!(
+            "unknown template {:?}",
+            req.template
+        )));
+    }
+    check_attachments(&req.attachments)?;
+    let Value::Object(mut body) = req.body else {
+        return Err(ExchangeError::Invalid(
+            "the request body must be a JSON object".into(),
+        ));
+    };
+    let mut attachments = req.attachments;
+    // Long code lists travel as an attachment (SPEC: uid-verification).
+    if req.template == "uid-verification"
+        && let Some(Value::Array(codes)) = body.get("codes")
+        && codes.len() > settings.inline_codes_max
+    {
+        let mut text = String::with_capacity(codes.len() * 20);
+        for c in codes {
+            let Some(c) = c.as_str() else {
+                return Err(ExchangeError::Invalid("codes must be strings".into()));
+            };
+            text.push_str(c);
+            text.push('\n');
+        }
+        let count = codes.len();
+        body.remove("codes");
+        body.insert("code_count".into(), json!(count));
+        attachments.insert(
+            0,
+            NewAttachment {
+                name: "codes.txt".into(),
+                media_type: "text/plain".into(),
+                bytes: text.into_bytes(),
+            },
+        );
+        body.insert("codes_attachment".into(), Value::Null); // filled below
+    }
+    let case_id = Uuid::now_v7();
+    let template = TemplateRef {
+        name: req.template.clone(),
+        version: 1,
+        part: Part::Request,
+    };
+    let preliminary = Value::Object(body.clone());
+    write_transaction(conn, |conn| {
+        diesel::insert_into(cases::table)
+            .values((
+                cases::id.eq(case_id.to_string()),
+                cases::role.eq(CaseRole::Requester.to_i16()),
+                cases::counterpart.eq(req.to.as_str()),
+                cases::template.eq(&req.template),
+                cases::template_version.eq(1),
+                cases::state.eq(CaseState::Queued.to_i16()),
+                cases::priority.eq(preliminary
+                    .get("priority")
+                    .and_then(Value::as_str)
+                    .unwrap_or("routine")),
+                cases::due_date.eq(preliminary.get("due_date").and_then(Value::as_str)),
+                cases::subject.eq(subject_of(&req.template, &preliminary)),
+                cases::policy.eq(AnswerPolicy::Officer.to_i16()),
+                cases::created_by.eq(Some(user.id)),
+                cases::created_at.eq(now),
+                cases::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let refs = send_attachments(
+            conn,
+            sealer,
+            settings,
+            req.to,
+            case_id,
+            &attachments,
+            Some(user.id),
+            now,
+        )?;
+        let mut refs = refs.into_iter();
+        if body.contains_key("codes_attachment")
+            && let Some(first) = refs.next()
+        {
+            body.insert("codes_attachment".into(), first);
+        }
+        let rest: Vec<Value> = refs.collect();
+        if !rest.is_empty() {
+            body.insert("attachments".into(), Value::Array(rest));
+        }
+        let body = Value::Object(body);
+        gsp_federation::templates::validate(&req.template, 1, Part::Request, &body)
+            .map_err(|e| template_error("request", e))?;
+        let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
+        let d = draft(
+            sealer,
+            req.to,
+            case_id,
+            "application/json",
+            Some(template.clone()),
+            now,
+            settings,
+        );
+        let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
+        insert_message(
+            conn,
+            &d,
+            MessageKind::Request,
+            &bytes,
+            Some(&envelope),
+            MessageState::Queued,
+            None,
+            Some(user.id),
+            now,
+            lifetime(settings),
+        )?;
+        audit_row(
+            conn,
+            &case_id.to_string(),
+            now,
+            &actor_of(Some(user)),
+            "request sent",
+            json!({"to": req.to.as_str(), "template": req.template, "message_id": d.message_id.to_string(), "attachments": attachments.len()}),
+        )?;
+        Ok(case_id.to_string())
+    })
+}
+
+/// A message as it arrived, opened and verified by the federation layer.
+#[derive(Debug, Clone)]
+pub struct Arrived {
+    /// The verified signed header.
+    pub header: SignedHeader,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The envelope exactly as received.
+    pub envelope: Vec<u8>,
+}
+
+/// What recording an arrival did.
+#[derive(Debug, Clone)]
+pub struct ArrivalOutcome {
+    /// The signed receipt to return (the stored original for a duplicate).
+    pub receipt: Vec<u8>,
+    /// True when this message had been received before.
+    pub duplicate: bool,
+    /// The case it belongs to.
+    pub case_id: String,
+}
+
+/// The stored receipt of a message already received from `from`, if any.
+pub fn receipt_of(
+    conn: &mut DbConnection,
+    from: &str,
+    message_id: &str,
+) -> QueryResult<Option<Vec<u8>>> {
+    Ok(messages::table
+        .filter(messages::from_party.eq(from))
+        .filter(messages::message_id.eq(message_id))
+        .select(messages::receipt)
+        .first::<Option<Vec<u8>>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Records a message that arrived, with the receipt made by `sign_receipt`
+/// (given the envelope's SHA-256), in one transaction. A message seen before
+/// gets its original receipt and changes nothing.
+pub fn record_arrival(
+    conn: &mut DbConnection,
+    settings: &ExchangeSettings,
+    arrived: Arrived,
+    now: i64,
+    sign_receipt: &dyn Fn(&[u8; 32]) -> Result<Vec<u8>, String>,
+) -> Result<ArrivalOutcome, ExchangeError> {
+    let h = &arrived.header;
+    let from = h.routing.from.as_str().to_owned();
+    let to = h.routing.to.as_str().to_owned();
+    let message_id = h.routing.message_id.to_string();
+    let case_id = h.case_id.to_string();
+    write_transaction(conn, |conn| {
+        if let Some(receipt) = receipt_of(conn, &from, &message_id)? {
+            return Ok(ArrivalOutcome {
+                receipt,
+                duplicate: true,
+                case_id: case_id.clone(),
+            });
+        }
+        let kind = match h.template.as_ref().map(|t| t.part) {
+            Some(Part::Request) => MessageKind::Request,
+            Some(Part::Answer) => MessageKind::Answer,
+            None => MessageKind::Attachment,
+        };
+        let body: Option<Value> = match kind {
+            MessageKind::Attachment => None,
+            _ => Some(
+                serde_json::from_slice(&arrived.body)
+                    .map_err(|e| ExchangeError::Invalid(format!("body: {e}")))?,
+            ),
+        };
+        let existing: Option<(i16, String, i16)> = cases::table
+            .find(&case_id)
+            .select((cases::role, cases::counterpart, cases::state))
+            .first(conn)
+            .optional()?;
+        let mut in_reply_to: Option<String> = None;
+        match (&existing, kind) {
+            (Some((_, counterpart, _)), _) if *counterpart != from => {
+                return Err(ExchangeError::CaseMismatch(case_id.clone()));
+            }
+            (Some((role, _, state)), MessageKind::Request) => {
+                // Only a placeholder made by attachments that came first.
+                if CaseRole::from_i16(*role) != Some(CaseRole::Responder)
+                    || *state != CaseState::Draft.to_i16()
+                {
+                    return Err(ExchangeError::Conflict(format!(
+                        "case {case_id} already has a request"
+                    )));
+                }
+            }
+            (Some((role, _, _)), MessageKind::Answer) => {
+                if CaseRole::from_i16(*role) != Some(CaseRole::Requester) {
+                    return Err(ExchangeError::Conflict(format!(
+                        "case {case_id}: an answer to a request we did not send"
+                    )));
+                }
+                in_reply_to = body
+                    .as_ref()
+                    .and_then(|b| b.get("in_reply_to"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
+            (Some(_), MessageKind::Attachment) => {}
+            (None, MessageKind::Answer) => {
+                return Err(ExchangeError::NotFound(format!(
+                    "case {case_id} is not known here"
+                )));
+            }
+            (None, _) => {
+                // A new case: a request, or an attachment that came first.
+                diesel::insert_into(cases::table)
+                    .values((
+                        cases::id.eq(&case_id),
+                        cases::role.eq(CaseRole::Responder.to_i16()),
+                        cases::counterpart.eq(&from),
+                        cases::template.eq(""),
+                        cases::template_version.eq(0),
+                        cases::state.eq(CaseState::Draft.to_i16()),
+                        cases::priority.eq("routine"),
+                        cases::subject.eq("(waiting for the request)"),
+                        cases::policy.eq(AnswerPolicy::Officer.to_i16()),
+                        cases::created_at.eq(now),
+                        cases::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        let digest: [u8; 32] = gsp_federation::envelope_digest(&arrived.envelope);
+        let receipt = sign_receipt(&digest).map_err(ExchangeError::Seal)?;
+        diesel::insert_into(messages::table)
+            .values((
+                messages::message_id.eq(&message_id),
+                messages::from_party.eq(&from),
+                messages::to_party.eq(&to),
+                messages::case_id.eq(&case_id),
+                messages::direction.eq(1i16),
+                messages::kind.eq(kind.to_i16()),
+                messages::template.eq(h.template.as_ref().map(|t| t.name.clone())),
+                messages::content_type.eq(&h.content_type),
+                messages::body.eq(&arrived.body),
+                messages::body_sha256.eq(sha256_hex(&arrived.body)),
+                messages::envelope.eq(Some(&arrived.envelope)),
+                messages::envelope_sha256.eq(Some(hex::encode(digest))),
+                messages::receipt.eq(Some(&receipt)),
+                messages::state.eq(MessageState::Received.to_i16()),
+                messages::in_reply_to.eq(in_reply_to.as_deref()),
+                messages::created_at.eq(i64::try_from(h.routing.created.0).unwrap_or(i64::MAX)),
+                messages::delivered_at.eq(Some(now)),
+            ))
+            .execute(conn)?;
+        let peer = format!("peer:{from}");
+        match (kind, &body) {
+            (MessageKind::Request, Some(b)) => {
+                let template = h
+                    .template
+                    .as_ref()
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+                let policy = settings
+                    .policies
+                    .get(&template)
+                    .copied()
+                    .unwrap_or(AnswerPolicy::Officer);
+                diesel::update(cases::table.find(&case_id))
+                    .set((
+                        cases::template.eq(&template),
+                        cases::template_version.eq(i32::from(
+                            h.template.as_ref().map(|t| t.version).unwrap_or(1),
+                        )),
+                        cases::state.eq(CaseState::Delivered.to_i16()),
+                        cases::priority.eq(b
+                            .get("priority")
+                            .and_then(Value::as_str)
+                            .unwrap_or("routine")),
+                        cases::due_date.eq(b.get("due_date").and_then(Value::as_str)),
+                        cases::subject.eq(subject_of(&template, b)),
+                        cases::policy.eq(policy.to_i16()),
+                        cases::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                audit_row(
+                    conn,
+                    &case_id,
+                    now,
+                    &peer,
+                    "request received",
+                    json!({"message_id": message_id, "template": template, "policy": policy}),
+                )?;
+            }
+            (MessageKind::Answer, Some(b)) => {
+                let outcome = b
+                    .get("outcome")
+                    .and_then(Value::as_str)
+                    .unwrap_or("full")
+                    .to_owned();
+                let state = match outcome.as_str() {
+                    "partial" => CaseState::AnsweredPartial,
+                    "declined" => CaseState::Declined,
+                    _ => CaseState::AnsweredFull,
+                };
+                diesel::update(cases::table.find(&case_id))
+                    .set((
+                        cases::state.eq(state.to_i16()),
+                        cases::outcome.eq(Some(&outcome)),
+                        cases::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                audit_row(
+                    conn,
+                    &case_id,
+                    now,
+                    &peer,
+                    "answer received",
+                    json!({"message_id": message_id, "outcome": outcome}),
+                )?;
+            }
+            _ => {
+                audit_row(
+                    conn,
+                    &case_id,
+                    now,
+                    &peer,
+                    "attachment received",
+                    json!({"message_id": message_id, "media_type": h.content_type, "size": arrived.body.len()}),
+                )?;
+            }
+        }
+        Ok(ArrivalOutcome {
+            receipt,
+            duplicate: false,
+            case_id: case_id.clone(),
+        })
+    })
+}
+
+/// The request message of a case: (message id, body).
+fn request_of(conn: &mut DbConnection, case_id: &str) -> Result<(String, Value), ExchangeError> {
+    let (id, body): (String, Vec<u8>) = messages::table
+        .filter(messages::case_id.eq(case_id))
+        .filter(messages::kind.eq(MessageKind::Request.to_i16()))
+        .select((messages::message_id, messages::body))
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ExchangeError::NotFound(format!("case {case_id} has no request yet")))?;
+    let body = serde_json::from_slice(&body)
+        .map_err(|e| ExchangeError::Invalid(format!("stored request: {e}")))?;
+    Ok((id, body))
+}
+
+/// Case facts needed to act on it.
+struct CaseFacts {
+    role: CaseRole,
+    counterpart: PartyCode,
+    template: String,
+    state: CaseState,
+    policy: AnswerPolicy,
+}
+
+fn case_facts(conn: &mut DbConnection, case_id: &str) -> Result<CaseFacts, ExchangeError> {
+    let row: Option<(i16, String, String, i16, i16)> = cases::table
+        .find(case_id)
+        .select((
+            cases::role,
+            cases::counterpart,
+            cases::template,
+            cases::state,
+            cases::policy,
+        ))
+        .first(conn)
+        .optional()?;
+    let (role, counterpart, template, state, policy) =
+        row.ok_or_else(|| ExchangeError::NotFound(format!("no case {case_id}")))?;
+    Ok(CaseFacts {
+        role: CaseRole::from_i16(role).unwrap_or(CaseRole::Responder),
+        counterpart: PartyCode::parse(&counterpart)
+            .map_err(|e| ExchangeError::Invalid(format!("stored counterpart: {e}")))?,
+        template,
+        state: CaseState::from_i16(state).unwrap_or(CaseState::Draft),
+        policy: AnswerPolicy::from_i16(policy).unwrap_or(AnswerPolicy::Officer),
+    })
+}
+
+fn state_for_outcome(body: &Value) -> (CaseState, String) {
+    let outcome = body
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("full")
+        .to_owned();
+    let state = match outcome.as_str() {
+        "partial" => CaseState::AnsweredPartial,
+        "declined" => CaseState::Declined,
+        _ => CaseState::AnsweredFull,
+    };
+    (state, outcome)
+}
+
+/// Answers a request we received. `user` is `None` for an automatic answer.
+/// Under the two-person policy an officer's answer waits for approval;
+/// otherwise it is sealed and queued at once. Returns the answer's message id.
+#[allow(clippy::too_many_arguments)]
+pub fn answer(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    user: Option<&User>,
+    case_id: &str,
+    body: Value,
+    attachments: Vec<NewAttachment>,
+    now: i64,
+) -> Result<String, ExchangeError> {
+    if let Some(u) = user
+        && !u.has(Role::Officer)
+    {
+        return Err(ExchangeError::Forbidden(
+            "answering needs the officer role".into(),
+        ));
+    }
+    check_attachments(&attachments)?;
+    write_transaction(conn, |conn| {
+        let case = case_facts(conn, case_id)?;
+        if case.role != CaseRole::Responder {
+            return Err(ExchangeError::Conflict(
+                "only a request received can be answered".into(),
+            ));
+        }
+        if !matches!(case.state, CaseState::Delivered | CaseState::Read) {
+            return Err(ExchangeError::Conflict(format!(
+                "case {case_id} is {}; it cannot be answered now",
+                case.state
+            )));
+        }
+        if user.is_none() && case.policy != AnswerPolicy::Automatic {
+            return Err(ExchangeError::Forbidden(
+                "this template is answered by officers".into(),
+            ));
+        }
+        let (request_id, _) = request_of(conn, case_id)?;
+        let Value::Object(mut fields) = body else {
+            return Err(ExchangeError::Invalid(
+                "the answer body must be a JSON object".into(),
+            ));
+        };
+        fields.insert("in_reply_to".into(), json!(request_id));
+        let case_uuid = Uuid::parse_str(case_id)
+            .map_err(|_| ExchangeError::Invalid(format!("case id {case_id:?}")))?;
+        let two_person = case.policy == AnswerPolicy::TwoPerson && user.is_some();
+        let refs = if two_person {
+            // Attachments of an answer awaiting approval are sealed with it.
+            Vec::new()
+        } else {
+            send_attachments(
+                conn,
+                sealer,
+                settings,
+                case.counterpart,
+                case_uuid,
+                &attachments,
+                user.map(|u| u.id),
+                now,
+            )?
+        };
+        if !refs.is_empty() {
+            let mut all = fields
+                .get("attachments")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            all.extend(refs);
+            fields.insert("attachments".into(), Value::Array(all));
+        }
+        let body = Value::Object(fields);
+        gsp_federation::templates::validate(&case.template, 1, Part::Answer, &body)
+            .map_err(|e| template_error("answer", e))?;
+        let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
+        let template = TemplateRef {
+            name: case.template.clone(),
+            version: 1,
+            part: Part::Answer,
+        };
+        let d = draft(
+            sealer,
+            case.counterpart,
+            case_uuid,
+            "application/json",
+            Some(template),
+            now,
+            settings,
+        );
+        let (state, outcome) = state_for_outcome(&body);
+        if two_person {
+            if !attachments.is_empty() {
+                return Err(ExchangeError::Invalid(
+                    "under the two-person policy, attach files after approval".into(),
+                ));
+            }
+            insert_message(
+                conn,
+                &d,
+                MessageKind::Answer,
+                &bytes,
+                None,
+                MessageState::AwaitingApproval,
+                Some(&request_id),
+                user.map(|u| u.id),
+                now,
+                lifetime(settings),
+            )?;
+            diesel::update(cases::table.find(case_id))
+                .set((
+                    cases::state.eq(CaseState::AwaitingApproval.to_i16()),
+                    cases::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            audit_row(
+                conn,
+                case_id,
+                now,
+                &actor_of(user),
+                "answer written, awaiting approval",
+                json!({"message_id": d.message_id.to_string(), "outcome": outcome}),
+            )?;
+        } else {
+            let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
+            insert_message(
+                conn,
+                &d,
+                MessageKind::Answer,
+                &bytes,
+                Some(&envelope),
+                MessageState::Queued,
+                Some(&request_id),
+                user.map(|u| u.id),
+                now,
+                lifetime(settings),
+            )?;
+            diesel::update(cases::table.find(case_id))
+                .set((
+                    cases::state.eq(state.to_i16()),
+                    cases::outcome.eq(Some(&outcome)),
+                    cases::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            audit_row(
+                conn,
+                case_id,
+                now,
+                &actor_of(user),
+                "answer sent",
+                json!({"message_id": d.message_id.to_string(), "outcome": outcome}),
+            )?;
+        }
+        Ok(d.message_id.to_string())
+    })
+}
+
+/// Approves the answer waiting in a case (two-person policy): the approver
+/// must hold the approver role and must not be the answer's author.
+pub fn approve(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    approver: &User,
+    case_id: &str,
+    now: i64,
+) -> Result<String, ExchangeError> {
+    if !approver.has(Role::Approver) {
+        return Err(ExchangeError::Forbidden(
+            "approving needs the approver role".into(),
+        ));
+    }
+    write_transaction(conn, |conn| {
+        let case = case_facts(conn, case_id)?;
+        if case.state != CaseState::AwaitingApproval {
+            return Err(ExchangeError::Conflict(format!(
+                "case {case_id} has no answer awaiting approval"
+            )));
+        }
+        let row: (i64, String, Option<i64>, Vec<u8>, i64) = messages::table
+            .filter(messages::case_id.eq(case_id))
+            .filter(messages::state.eq(MessageState::AwaitingApproval.to_i16()))
+            .select((
+                messages::seq,
+                messages::message_id,
+                messages::author,
+                messages::body,
+                messages::created_at,
+            ))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| {
+                ExchangeError::NotFound(format!("case {case_id} has no answer awaiting approval"))
+            })?;
+        let (seq, message_id, author, bytes, created) = row;
+        if author == Some(approver.id) {
+            return Err(ExchangeError::Forbidden(
+                "the answer's author cannot also approve it".into(),
+            ));
+        }
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ExchangeError::Invalid(format!("stored answer: {e}")))?;
+        let mut d = MessageDraft::new(
+            sealer.us(),
+            case.counterpart,
+            Uuid::parse_str(case_id).map_err(|_| ExchangeError::Invalid("case id".into()))?,
+            "application/json",
+            unix(now),
+            lifetime(settings),
+        );
+        d.message_id = Uuid::parse_str(&message_id)
+            .map_err(|_| ExchangeError::Invalid("message id".into()))?;
+        // The message keeps its id; it is dated when sealed, i.e. now.
+        let _ = created;
+        d.template = Some(TemplateRef {
+            name: case.template.clone(),
+            version: 1,
+            part: Part::Answer,
+        });
+        let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
+        diesel::update(messages::table.find(seq))
+            .set((
+                messages::envelope.eq(Some(&envelope)),
+                messages::envelope_sha256.eq(Some(sha256_hex(&envelope))),
+                messages::state.eq(MessageState::Queued.to_i16()),
+                messages::approved_by.eq(Some(approver.id)),
+            ))
+            .execute(conn)?;
+        queue(
+            conn,
+            seq,
+            case.counterpart.as_str(),
+            now,
+            lifetime(settings),
+        )?;
+        let (state, outcome) = state_for_outcome(&body);
+        diesel::update(cases::table.find(case_id))
+            .set((
+                cases::state.eq(state.to_i16()),
+                cases::outcome.eq(Some(&outcome)),
+                cases::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        audit_row(
+            conn,
+            case_id,
+            now,
+            &actor_of(Some(approver)),
+            "answer approved and sent",
+            json!({"message_id": message_id}),
+        )?;
+        Ok(message_id)
+    })
+}
+
+/// Marks a received request as read the first time an officer opens it.
+pub fn mark_read(
+    conn: &mut DbConnection,
+    user: &User,
+    case_id: &str,
+    now: i64,
+) -> Result<(), ExchangeError> {
+    let changed = diesel::update(
+        cases::table
+            .filter(cases::id.eq(case_id))
+            .filter(cases::role.eq(CaseRole::Responder.to_i16()))
+            .filter(cases::state.eq(CaseState::Delivered.to_i16())),
+    )
+    .set((
+        cases::state.eq(CaseState::Read.to_i16()),
+        cases::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if changed > 0 {
+        audit_row(
+            conn,
+            case_id,
+            now,
+            &actor_of(Some(user)),
+            "opened",
+            json!({}),
+        )?;
+    }
+    Ok(())
+}
+
+/// Closes a case.
+pub fn close(
+    conn: &mut DbConnection,
+    user: &User,
+    case_id: &str,
+    now: i64,
+) -> Result<(), ExchangeError> {
+    if !user.has(Role::Officer) {
+        return Err(ExchangeError::Forbidden(
+            "closing a case needs the officer role".into(),
+        ));
+    }
+    write_transaction(conn, |conn| {
+        let case = case_facts(conn, case_id)?;
+        if case.state == CaseState::Closed {
+            return Err(ExchangeError::Conflict(format!(
+                "case {case_id} is closed already"
+            )));
+        }
+        diesel::update(cases::table.find(case_id))
+            .set((
+                cases::state.eq(CaseState::Closed.to_i16()),
+                cases::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        audit_row(
+            conn,
+            case_id,
+            now,
+            &actor_of(Some(user)),
+            "closed",
+            json!({"previous_state": case.state}),
+        )?;
+        Ok(())
+    })
+}
+
+/// A case in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    /// Case id.
+    pub id: String,
+    /// Our side.
+    pub role: CaseRole,
+    /// The other Party.
+    pub counterpart: String,
+    /// Template.
+    pub template: String,
+    /// State.
+    pub state: CaseState,
+    /// Priority.
+    pub priority: String,
+    /// Due date.
+    pub due_date: Option<String>,
+    /// Short description.
+    pub subject: String,
+    /// Answer policy (for requests received).
+    pub policy: AnswerPolicy,
+    /// Outcome once answered.
+    pub outcome: Option<String>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// Created (Unix ms).
+    pub created_at: i64,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+}
+
+type CaseRow = (
+    String,
+    i16,
+    String,
+    String,
+    i16,
+    String,
+    Option<String>,
+    String,
+    i16,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn summary(
+    (
+        id,
+        role,
+        counterpart,
+        template,
+        state,
+        priority,
+        due_date,
+        subject,
+        policy,
+        outcome,
+        failure,
+        created_at,
+        updated_at,
+    ): CaseRow,
+) -> CaseSummary {
+    CaseSummary {
+        id,
+        role: CaseRole::from_i16(role).unwrap_or(CaseRole::Responder),
+        counterpart,
+        template,
+        state: CaseState::from_i16(state).unwrap_or(CaseState::Draft),
+        priority,
+        due_date,
+        subject,
+        policy: AnswerPolicy::from_i16(policy).unwrap_or(AnswerPolicy::Officer),
+        outcome,
+        failure,
+        created_at,
+        updated_at,
+    }
+}
+
+macro_rules! case_columns {
+    () => {
+        (
+            cases::id,
+            cases::role,
+            cases::counterpart,
+            cases::template,
+            cases::state,
+            cases::priority,
+            cases::due_date,
+            cases::subject,
+            cases::policy,
+            cases::outcome,
+            cases::failure,
+            cases::created_at,
+            cases::updated_at,
+        )
+    };
+}
+
+/// Filters for a case list.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFilter {
+    /// Only this state.
+    pub state: Option<CaseState>,
+    /// Only this role (`requester`: we asked; `responder`: we were asked).
+    pub role: Option<CaseRole>,
+    /// Only this template.
+    pub template: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Cases, most recently changed first.
+pub fn list_cases(conn: &mut DbConnection, filter: &CaseFilter) -> QueryResult<Vec<CaseSummary>> {
+    let mut q = cases::table.select(case_columns!()).into_boxed();
+    if let Some(s) = filter.state {
+        q = q.filter(cases::state.eq(s.to_i16()));
+    }
+    if let Some(r) = filter.role {
+        q = q.filter(cases::role.eq(r.to_i16()));
+    }
+    if let Some(t) = &filter.template {
+        q = q.filter(cases::template.eq(t.clone()));
+    }
+    let rows: Vec<CaseRow> = q
+        .filter(cases::template.ne(""))
+        .order(cases::updated_at.desc())
+        .limit(filter.limit.unwrap_or(100).clamp(1, 1000))
+        .load(conn)?;
+    Ok(rows.into_iter().map(summary).collect())
+}
+
+/// One message of a case, for officers.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    /// Message id.
+    pub message_id: String,
+    /// Sender.
+    pub from: String,
+    /// Recipient.
+    pub to: String,
+    /// `out` or `in`.
+    pub direction: &'static str,
+    /// Kind.
+    pub kind: MessageKind,
+    /// Template, for requests and answers.
+    pub template: Option<String>,
+    /// Media type.
+    pub content_type: String,
+    /// Body size in bytes.
+    pub size: usize,
+    /// SHA-256 of the body.
+    pub body_sha256: String,
+    /// The body, for JSON messages up to 1 MiB (attachments are downloaded).
+    pub body: Option<Value>,
+    /// State.
+    pub state: MessageState,
+    /// Which message it answers.
+    pub in_reply_to: Option<String>,
+    /// Signed receipt (base64), the evidence of delivery.
+    pub receipt: Option<String>,
+    /// SHA-256 of the envelope as sent or received.
+    pub envelope_sha256: Option<String>,
+    /// Created (Unix ms).
+    pub created_at: i64,
+    /// Delivered or received (Unix ms).
+    pub delivered_at: Option<i64>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// When (Unix ms).
+    pub at: i64,
+    /// Who: `user:NAME`, `node` or `peer:CODE`.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// Details.
+    pub detail: Value,
+}
+
+/// A case with its messages and history.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDetail {
+    /// The case.
+    #[serde(flatten)]
+    pub case: CaseSummary,
+    /// Its messages, oldest first.
+    pub messages: Vec<MessageView>,
+    /// Its audit trail, oldest first.
+    pub history: Vec<AuditEntry>,
+}
+
+type MessageRow = (
+    String,
+    String,
+    String,
+    i16,
+    i16,
+    Option<String>,
+    String,
+    Vec<u8>,
+    String,
+    i16,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+/// A case with messages and history; `None` if there is no such case.
+pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option<CaseDetail>> {
+    use base64::Engine as _;
+    let row: Option<CaseRow> = cases::table
+        .find(case_id)
+        .select(case_columns!())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let rows: Vec<MessageRow> = messages::table
+        .filter(messages::case_id.eq(case_id))
+        .order(messages::seq)
+        .select((
+            messages::message_id,
+            messages::from_party,
+            messages::to_party,
+            messages::direction,
+            messages::kind,
+            messages::template,
+            messages::content_type,
+            messages::body,
+            messages::body_sha256,
+            messages::state,
+            messages::in_reply_to,
+            messages::receipt,
+            messages::envelope_sha256,
+            messages::created_at,
+            messages::delivered_at,
+        ))
+        .load(conn)?;
+    let messages = rows
+        .into_iter()
+        .map(
+            |(
+                message_id,
+                from,
+                to,
+                direction,
+                kind,
+                template,
+                content_type,
+                body,
+                body_sha256,
+                state,
+                in_reply_to,
+                receipt,
+                envelope_sha256,
+                created_at,
+                delivered_at,
+            )| {
+                let shown = (content_type == "application/json" && body.len() <= 1 << 20)
+                    .then(|| serde_json::from_slice(&body).ok())
+                    .flatten();
+                MessageView {
+                    message_id,
+                    from,
+                    to,
+                    direction: if direction == 0 { "out" } else { "in" },
+                    kind: MessageKind::from_i16(kind).unwrap_or(MessageKind::Attachment),
+                    template,
+                    content_type,
+                    size: body.len(),
+                    body_sha256,
+                    body: shown,
+                    state: MessageState::from_i16(state).unwrap_or(MessageState::Received),
+                    in_reply_to,
+                    receipt: receipt.map(|r| base64::engine::general_purpose::STANDARD.encode(r)),
+                    envelope_sha256,
+                    created_at,
+                    delivered_at,
+                }
+            },
+        )
+        .collect();
+    let history: Vec<(i64, String, String, String)> = audit::table
+        .filter(audit::case_id.eq(case_id))
+        .order((audit::at, audit::id))
+        .select((audit::at, audit::actor, audit::action, audit::detail))
+        .load(conn)?;
+    Ok(Some(CaseDetail {
+        case: summary(row),
+        messages,
+        history: history
+            .into_iter()
+            .map(|(at, actor, action, detail)| AuditEntry {
+                at,
+                actor,
+                action,
+                detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+            })
+            .collect(),
+    }))
+}
+
+/// A message's body (for downloading attachments and results): content type and bytes.
+pub fn message_body(
+    conn: &mut DbConnection,
+    case_id: &str,
+    message_id: &str,
+) -> QueryResult<Option<(String, Vec<u8>)>> {
+    messages::table
+        .filter(messages::case_id.eq(case_id))
+        .filter(messages::message_id.eq(message_id))
+        .select((messages::content_type, messages::body))
+        .first(conn)
+        .optional()
+}
