@@ -14,6 +14,7 @@
 //!   [`Receipt::accepted`] or [`Receipt::rejected`] over the envelope bytes.
 
 mod aead_ring;
+pub mod directory;
 pub mod encoding;
 pub mod envelope;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod header;
 pub mod keys;
+pub mod log;
 pub mod party;
 pub mod receipt;
 pub mod replay;
