@@ -96,6 +96,41 @@ impl Site {
         self.gsp().args(args).output().expect("run gsp")
     }
 
+    /// Creates an officer account (all roles given) with `password`.
+    pub fn add_user(&self, username: &str, roles: &[&str], password: &str) {
+        use std::io::Write;
+        let mut cmd = self.gsp();
+        cmd.args([
+            "user",
+            "add",
+            username,
+            "--name",
+            username,
+            "--password-stdin",
+        ]);
+        for r in roles {
+            cmd.args(["--role", r]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gsp user add");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write password");
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "gsp user add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Starts `gsp serve` on a free loopback port and waits until it listens.
     pub fn serve(&self) -> Server {
         let mut child = self
@@ -119,7 +154,11 @@ impl Site {
                 _ => panic!("gsp serve exited before listening"),
             }
         };
-        Server { child, base }
+        Server {
+            child,
+            base,
+            token: None,
+        }
     }
 }
 
@@ -128,6 +167,8 @@ pub struct Server {
     child: Child,
     /// Base URL of the local API, e.g. `http://127.0.0.1:41234`.
     pub base: String,
+    /// Bearer token after [`Server::login`].
+    pub token: Option<String>,
 }
 
 /// An HTTP client (reqwest on rustls with ring, the project's one provider).
@@ -140,19 +181,35 @@ pub fn http() -> reqwest::blocking::Client {
 }
 
 impl Server {
-    /// `GET {base}{path}`.
+    /// Logs in; later calls carry the token.
+    pub fn login(&mut self, username: &str, password: &str) {
+        let r = http()
+            .post(format!("{}/api/v1/session", self.base))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), 200, "login as {username}");
+        let v: serde_json::Value = r.json().expect("session json");
+        self.token = Some(v["token"].as_str().expect("token").to_owned());
+    }
+
+    fn authed(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// `GET {base}{path}` (with the token, if logged in).
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        http()
-            .get(format!("{}{path}", self.base))
+        self.authed(http().get(format!("{}{path}", self.base)))
             .send()
             .expect("GET")
     }
 
-    /// `POST {base}{path}` with a JSON body.
+    /// `POST {base}{path}` with a JSON body (with the token, if logged in).
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
-        http()
-            .post(format!("{}{path}", self.base))
-            .json(body)
+        self.authed(http().post(format!("{}{path}", self.base)).json(body))
             .send()
             .expect("POST")
     }

@@ -57,10 +57,17 @@ for_each_backend! {
         let file = site.dir.path().join("ken.csv");
         assert!(site.run(&["gen", "--packs", "3000", "--out", file.to_str().unwrap()]).status.success());
         assert!(site.run(&["import", "-q", file.to_str().unwrap()]).status.success());
-        let server = site.serve();
+        site.add_user("officer1", &["officer"], "a long demo password");
+        let mut server = site.serve();
 
         let r = server.get("/api/v1/health");
         assert_eq!(r.status(), 200);
+        // Everything else needs a session.
+        let r = server.get("/api/v1/codes/KEN1NOPE");
+        assert_eq!(r.status(), 401);
+        let e: Value = r.json().unwrap();
+        assert_eq!(e["error"]["code"], "unauthorized");
+        server.login("officer1", "a long demo password");
         let pack = first_code(&file, "unit");
         let r = server.get(&format!("/api/v1/codes/{pack}"));
         assert_eq!(r.status(), 200);
@@ -105,6 +112,7 @@ for_each_backend! {
         assert_eq!(r.status(), 400);
         let r = gsp_tests::http()
             .post(format!("{}/api/v1/lookup", server.base))
+            .bearer_auth(server.token.as_deref().unwrap())
             .header("content-type", "application/json")
             .body(vec![b' '; 17 * 1024 * 1024])
             .send()

@@ -12,4 +12,6 @@ mod users;
 
 pub use password::{hash_password, verify_password};
 pub use sessions::{SESSION_HOURS, Session, authenticate, create_session, end_session};
-pub use users::{NewUser, Role, User, UserError, add_user, find_user, list_users, set_disabled, set_password};
+pub use users::{
+    NewUser, Role, User, UserError, add_user, find_user, list_users, set_disabled, set_password,
+};

@@ -15,7 +15,9 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 /// True when `password` matches the stored PHC string. The comparison inside
 /// argon2 is constant-time; a malformed stored hash counts as a mismatch.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
+    Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
 }
 
 #[cfg(test)]

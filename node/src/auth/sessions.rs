@@ -28,12 +28,19 @@ fn token_hash(token: &str) -> String {
 
 /// Logs a user in. `Ok(None)` for a wrong name or password, with the same
 /// work done either way (a dummy hash is checked for unknown names).
-pub fn create_session(conn: &mut DbConnection, username: &str, password: &str, now_ms: i64) -> Result<Option<Session>, UserError> {
+pub fn create_session(
+    conn: &mut DbConnection,
+    username: &str,
+    password: &str,
+    now_ms: i64,
+) -> Result<Option<Session>, UserError> {
     // Unknown names cost a real argon2id verification too, so timing does
     // not tell which user names exist.
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let Some((user_id, hash)) = password_hash_of(conn, username)? else {
-        let dummy = DUMMY.get_or_init(|| super::hash_password("unguessable placeholder password").unwrap_or_default());
+        let dummy = DUMMY.get_or_init(|| {
+            super::hash_password("unguessable placeholder password").unwrap_or_default()
+        });
         let _ = super::verify_password(password, dummy);
         return Ok(None);
     };
@@ -56,12 +63,21 @@ pub fn create_session(conn: &mut DbConnection, username: &str, password: &str, n
         .execute(conn)?;
     // Old sessions of anyone are swept here, a cheap indexed delete.
     diesel::delete(sessions::table.filter(sessions::expires_at.lt(now_ms))).execute(conn)?;
-    let user = user_by_id(conn, user_id)?.ok_or_else(|| UserError::NotFound(username.to_owned()))?;
-    Ok(Some(Session { token, expires_at, user }))
+    let user =
+        user_by_id(conn, user_id)?.ok_or_else(|| UserError::NotFound(username.to_owned()))?;
+    Ok(Some(Session {
+        token,
+        expires_at,
+        user,
+    }))
 }
 
 /// The user a token belongs to, if the session is live and the user enabled.
-pub fn authenticate(conn: &mut DbConnection, token: &str, now_ms: i64) -> Result<Option<User>, UserError> {
+pub fn authenticate(
+    conn: &mut DbConnection,
+    token: &str,
+    now_ms: i64,
+) -> Result<Option<User>, UserError> {
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
@@ -71,13 +87,16 @@ pub fn authenticate(conn: &mut DbConnection, token: &str, now_ms: i64) -> Result
         .first(conn)
         .optional()?;
     match found {
-        Some((user_id, expires)) if expires > now_ms => Ok(user_by_id(conn, user_id)?.filter(|u| !u.disabled)),
+        Some((user_id, expires)) if expires > now_ms => {
+            Ok(user_by_id(conn, user_id)?.filter(|u| !u.disabled))
+        }
         _ => Ok(None),
     }
 }
 
 /// Ends a session (logout).
 pub fn end_session(conn: &mut DbConnection, token: &str) -> Result<(), UserError> {
-    diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash(token)))).execute(conn)?;
+    diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash(token))))
+        .execute(conn)?;
     Ok(())
 }

@@ -100,19 +100,30 @@ fn from_row((id, username, display_name, roles, disabled): Row) -> User {
 
 fn check_password(password: &str) -> Result<(), UserError> {
     if password.chars().count() < 12 {
-        return Err(UserError::Invalid("a password has at least 12 characters".into()));
+        return Err(UserError::Invalid(
+            "a password has at least 12 characters".into(),
+        ));
     }
     if password.len() > 1024 {
-        return Err(UserError::Invalid("a password has at most 1024 bytes".into()));
+        return Err(UserError::Invalid(
+            "a password has at most 1024 bytes".into(),
+        ));
     }
     Ok(())
 }
 
 /// Creates a user; refuses a taken name, a weak password or no role.
-pub fn add_user(conn: &mut DbConnection, new: &NewUser<'_>, now_ms: i64) -> Result<User, UserError> {
+pub fn add_user(
+    conn: &mut DbConnection,
+    new: &NewUser<'_>,
+    now_ms: i64,
+) -> Result<User, UserError> {
     let name_ok = !new.username.is_empty()
         && new.username.len() <= 64
-        && new.username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        && new
+            .username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if !name_ok {
         return Err(UserError::Invalid(format!(
             "user name {:?}: 1 to 64 letters, digits, '.', '_', '-' or '@'",
@@ -120,14 +131,19 @@ pub fn add_user(conn: &mut DbConnection, new: &NewUser<'_>, now_ms: i64) -> Resu
         )));
     }
     if new.display_name.trim().is_empty() || new.display_name.len() > 200 {
-        return Err(UserError::Invalid("display name: 1 to 200 characters".into()));
+        return Err(UserError::Invalid(
+            "display name: 1 to 200 characters".into(),
+        ));
     }
     if new.roles.is_empty() {
         return Err(UserError::Invalid("a user needs at least one role".into()));
     }
     check_password(new.password)?;
     if find_user(conn, new.username)?.is_some() {
-        return Err(UserError::Invalid(format!("user {:?} exists already", new.username)));
+        return Err(UserError::Invalid(format!(
+            "user {:?} exists already",
+            new.username
+        )));
     }
     let hash = super::hash_password(new.password).map_err(UserError::Invalid)?;
     let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
@@ -148,7 +164,13 @@ pub fn add_user(conn: &mut DbConnection, new: &NewUser<'_>, now_ms: i64) -> Resu
 pub fn find_user(conn: &mut DbConnection, username: &str) -> Result<Option<User>, UserError> {
     Ok(users::table
         .filter(users::username.eq(username))
-        .select((users::id, users::username, users::display_name, users::roles, users::disabled))
+        .select((
+            users::id,
+            users::username,
+            users::display_name,
+            users::roles,
+            users::disabled,
+        ))
         .first::<Row>(conn)
         .optional()?
         .map(from_row))
@@ -158,14 +180,23 @@ pub fn find_user(conn: &mut DbConnection, username: &str) -> Result<Option<User>
 pub(crate) fn user_by_id(conn: &mut DbConnection, id: i64) -> Result<Option<User>, UserError> {
     Ok(users::table
         .find(id)
-        .select((users::id, users::username, users::display_name, users::roles, users::disabled))
+        .select((
+            users::id,
+            users::username,
+            users::display_name,
+            users::roles,
+            users::disabled,
+        ))
         .first::<Row>(conn)
         .optional()?
         .map(from_row))
 }
 
 /// The stored password hash of an enabled user, for login.
-pub(crate) fn password_hash_of(conn: &mut DbConnection, username: &str) -> Result<Option<(i64, String)>, UserError> {
+pub(crate) fn password_hash_of(
+    conn: &mut DbConnection,
+    username: &str,
+) -> Result<Option<(i64, String)>, UserError> {
     Ok(users::table
         .filter(users::username.eq(username))
         .filter(users::disabled.eq(0i16))
@@ -178,7 +209,13 @@ pub(crate) fn password_hash_of(conn: &mut DbConnection, username: &str) -> Resul
 pub fn list_users(conn: &mut DbConnection) -> Result<Vec<User>, UserError> {
     Ok(users::table
         .order(users::username)
-        .select((users::id, users::username, users::display_name, users::roles, users::disabled))
+        .select((
+            users::id,
+            users::username,
+            users::display_name,
+            users::roles,
+            users::disabled,
+        ))
         .load::<Row>(conn)?
         .into_iter()
         .map(from_row)
@@ -186,8 +223,13 @@ pub fn list_users(conn: &mut DbConnection) -> Result<Vec<User>, UserError> {
 }
 
 /// Disables or re-enables a user; disabling ends their sessions.
-pub fn set_disabled(conn: &mut DbConnection, username: &str, disabled: bool) -> Result<(), UserError> {
-    let user = find_user(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))?;
+pub fn set_disabled(
+    conn: &mut DbConnection,
+    username: &str,
+    disabled: bool,
+) -> Result<(), UserError> {
+    let user =
+        find_user(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))?;
     diesel::update(users::table.find(user.id))
         .set(users::disabled.eq(i16::from(disabled)))
         .execute(conn)?;
@@ -199,9 +241,14 @@ pub fn set_disabled(conn: &mut DbConnection, username: &str, disabled: bool) -> 
 }
 
 /// Sets a new password; ends the user's sessions.
-pub fn set_password(conn: &mut DbConnection, username: &str, password: &str) -> Result<(), UserError> {
+pub fn set_password(
+    conn: &mut DbConnection,
+    username: &str,
+    password: &str,
+) -> Result<(), UserError> {
     check_password(password)?;
-    let user = find_user(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))?;
+    let user =
+        find_user(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))?;
     let hash = super::hash_password(password).map_err(UserError::Invalid)?;
     diesel::update(users::table.find(user.id))
         .set(users::password_hash.eq(hash))

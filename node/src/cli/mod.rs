@@ -11,6 +11,7 @@ mod gen_cmd;
 mod import;
 mod serve;
 mod trace;
+mod user;
 
 use crate::config::{Config, LogFormat};
 use crate::storage::{Database, DatabaseUrl};
@@ -73,6 +74,8 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Measure the data store (ingest rate against the raw loaders, trace latency).
     Bench(bench::BenchArgs),
+    /// Officers' accounts: add, list, disable, enable, change password.
+    User(user::UserArgs),
 }
 
 /// What a command gets: the loaded configuration and where things are.
@@ -167,5 +170,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Certs(args) => args.run(),
         Command::Gen(args) => args.run(),
         Command::Bench(args) => args.run(&ctx),
+        Command::User(args) => args.run(&ctx),
     }
 }

@@ -20,10 +20,7 @@ impl ServeArgs {
             config.api.listen = l;
         }
         let db = ctx.open_db()?;
-        let state = AppState {
-            db,
-            config: std::sync::Arc::new(config),
-        };
+        let state = AppState::new(db, std::sync::Arc::new(config));
         let backend = state.db.backend();
         actix_web::rt::System::new().block_on(async move {
             let (server, addr) = bind(state)?;

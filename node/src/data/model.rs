@@ -4,7 +4,6 @@
 //! Each enum is stored as a SMALLINT; the numbers are part of the database
 //! format and must never be reused for another meaning.
 
-
 use crate::enums::small_enum;
 
 small_enum! {

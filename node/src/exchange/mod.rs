@@ -6,6 +6,9 @@
 //! a received message and its receipt). Sending and receiving over the
 //! network is `federation`'s job; this module only prepares and records.
 
+pub mod answers;
+pub mod auto;
+pub mod export;
 pub mod model;
 pub mod outbox;
 pub mod store;

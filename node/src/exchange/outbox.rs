@@ -106,7 +106,8 @@ pub fn claim(
     if seqs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows: Vec<(i64, String, String, Option<Vec<u8>>, i32)> = outbox::table
+    type Row = (i64, String, String, Option<Vec<u8>>, i32);
+    let mut rows: Vec<Row> = outbox::table
         .inner_join(messages::table)
         .filter(outbox::message_seq.eq_any(&seqs))
         .select((

@@ -75,6 +75,28 @@ pub trait Sealer {
     fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String>;
 }
 
+/// Where a body refers to an attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Slot {
+    /// In the common `attachments` list.
+    #[default]
+    Attachments,
+    /// As `codes_attachment` (a request's code list).
+    Codes,
+    /// As `results_attachment` (an answer's results).
+    Results,
+}
+
+impl Slot {
+    fn field(self) -> &'static str {
+        match self {
+            Slot::Attachments => "attachments",
+            Slot::Codes => "codes_attachment",
+            Slot::Results => "results_attachment",
+        }
+    }
+}
+
 /// An attachment to send.
 #[derive(Debug, Clone)]
 pub struct NewAttachment {
@@ -84,6 +106,8 @@ pub struct NewAttachment {
     pub media_type: String,
     /// Content.
     pub bytes: Vec<u8>,
+    /// Where the body refers to it.
+    pub slot: Slot,
 }
 
 /// A request to send.
@@ -271,7 +295,7 @@ fn send_attachments(
     attachments: &[NewAttachment],
     author: Option<i64>,
     now: i64,
-) -> Result<Vec<Value>, ExchangeError> {
+) -> Result<Vec<(Slot, Value)>, ExchangeError> {
     let mut refs = Vec::with_capacity(attachments.len());
     for a in attachments {
         let d = draft(sealer, to, case_id, &a.media_type, None, now, settings);
@@ -288,15 +312,52 @@ fn send_attachments(
             now,
             lifetime(settings),
         )?;
-        refs.push(json!({
-            "name": a.name,
-            "media_type": a.media_type,
-            "size": a.bytes.len(),
-            "sha256": sha256_hex(&a.bytes),
-            "message_id": d.message_id.to_string(),
-        }));
+        refs.push((
+            a.slot,
+            json!({
+                "name": a.name,
+                "media_type": a.media_type,
+                "size": a.bytes.len(),
+                "sha256": sha256_hex(&a.bytes),
+                            "message_id": d.message_id.to_string(),
+            }),
+        ));
     }
     Ok(refs)
+}
+
+/// Puts attachment references where the body expects them.
+fn place_refs(
+    body: &mut serde_json::Map<String, Value>,
+    refs: Vec<(Slot, Value)>,
+) -> Result<(), ExchangeError> {
+    for (slot, r) in refs {
+        match slot {
+            Slot::Attachments => {
+                let list = body
+                    .entry("attachments")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                match list {
+                    Value::Array(a) => a.push(r),
+                    _ => {
+                        return Err(ExchangeError::Invalid(
+                            "attachments must be an array".into(),
+                        ));
+                    }
+                }
+            }
+            one => {
+                if body.get(one.field()).is_some_and(|v| !v.is_null()) {
+                    return Err(ExchangeError::Invalid(format!(
+                        "{} is given twice",
+                        one.field()
+                    )));
+                }
+                body.insert(one.field().into(), r);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_attachments(attachments: &[NewAttachment]) -> Result<(), ExchangeError> {
@@ -385,9 +446,9 @@ pub fn compose(
                 name: "codes.txt".into(),
                 media_type: "text/plain".into(),
                 bytes: text.into_bytes(),
+                slot: Slot::Codes,
             },
         );
-        body.insert("codes_attachment".into(), Value::Null); // filled below
     }
     let case_id = Uuid::now_v7();
     let template = TemplateRef {
@@ -427,16 +488,7 @@ pub fn compose(
             Some(user.id),
             now,
         )?;
-        let mut refs = refs.into_iter();
-        if body.contains_key("codes_attachment")
-            && let Some(first) = refs.next()
-        {
-            body.insert("codes_attachment".into(), first);
-        }
-        let rest: Vec<Value> = refs.collect();
-        if !rest.is_empty() {
-            body.insert("attachments".into(), Value::Array(rest));
-        }
+        place_refs(&mut body, refs)?;
         let body = Value::Object(body);
         gsp_federation::templates::validate(&req.template, 1, Part::Request, &body)
             .map_err(|e| template_error("request", e))?;
@@ -474,6 +526,9 @@ pub fn compose(
         Ok(case_id.to_string())
     })
 }
+
+/// Makes the signed receipt for an envelope, given its SHA-256.
+pub type ReceiptSigner<'a> = dyn Fn(&[u8; 32]) -> Result<Vec<u8>, String> + 'a;
 
 /// A message as it arrived, opened and verified by the federation layer.
 #[derive(Debug, Clone)]
@@ -520,7 +575,7 @@ pub fn record_arrival(
     settings: &ExchangeSettings,
     arrived: Arrived,
     now: i64,
-    sign_receipt: &dyn Fn(&[u8; 32]) -> Result<Vec<u8>, String>,
+    sign_receipt: &ReceiptSigner<'_>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
     let h = &arrived.header;
     let from = h.routing.from.as_str().to_owned();
@@ -838,15 +893,7 @@ pub fn answer(
                 now,
             )?
         };
-        if !refs.is_empty() {
-            let mut all = fields
-                .get("attachments")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            all.extend(refs);
-            fields.insert("attachments".into(), Value::Array(all));
-        }
+        place_refs(&mut fields, refs)?;
         let body = Value::Object(fields);
         gsp_federation::templates::validate(&case.template, 1, Part::Answer, &body)
             .map_err(|e| template_error("answer", e))?;

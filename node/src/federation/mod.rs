@@ -12,3 +12,32 @@ pub mod sealer;
 pub use identity::NodeIdentity;
 pub use peers::{Peer, Peers};
 pub use sealer::NodeSealer;
+
+use std::sync::Arc;
+
+/// What a node needs to take part in federation: its identity and its view
+/// of the directory.
+pub struct Federation {
+    /// Our keys.
+    pub identity: NodeIdentity,
+    /// The directory.
+    pub peers: Arc<dyn Peers>,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Federation {
+    /// A sealer for messages from this node.
+    pub fn sealer(&self) -> NodeSealer<'_> {
+        NodeSealer {
+            identity: &self.identity,
+            peers: self.peers.as_ref(),
+        }
+    }
+}

@@ -28,7 +28,7 @@ impl Sealer for NodeSealer<'_> {
             .ok_or_else(|| format!("{} has no node in the directory", draft.to.as_str()))?;
         if let Some(t) = &draft.template
             && !peer.templates.is_empty()
-            && !peer.templates.iter().any(|x| *x == t.name)
+            && !peer.templates.contains(&t.name)
         {
             return Err(format!(
                 "{}'s node does not accept {} messages",

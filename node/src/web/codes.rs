@@ -1,7 +1,9 @@
 //! `GET /api/v1/codes/{code}` (trace) and `POST /api/v1/lookup` (bulk lookup).
 
 use super::AppState;
+use super::auth::Officer;
 use super::error::ApiError;
+use crate::auth::Role;
 use crate::data::query::{bulk, trace};
 use actix_web::{HttpResponse, get, post, web};
 
@@ -12,8 +14,10 @@ pub const MAX_LOOKUP_CODES: usize = 1_000_000;
 #[get("/api/v1/codes/{code}")]
 pub async fn get_code(
     state: web::Data<AppState>,
+    who: Officer,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Officer)?;
     let code = path.into_inner();
     let asked = code.clone();
     let found = state
@@ -40,8 +44,10 @@ pub struct LookupRequest {
 #[post("/api/v1/lookup")]
 pub async fn lookup(
     state: web::Data<AppState>,
+    who: Officer,
     body: web::Json<LookupRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Officer)?;
     let codes = body.into_inner().codes;
     if codes.len() > MAX_LOOKUP_CODES {
         return Err(ApiError::TooLarge(format!(

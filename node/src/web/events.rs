@@ -1,7 +1,9 @@
 //! `GET /api/v1/events`: EPCIS 2.0 event queries answering EPCIS 2.0 JSON-LD.
 
 use super::AppState;
+use super::auth::Officer;
 use super::error::ApiError;
+use crate::auth::Role;
 use crate::data::query::events::{EventQuery, query_document, query_events};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
@@ -10,8 +12,10 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 #[get("/api/v1/events")]
 pub async fn get_events(
     state: web::Data<AppState>,
+    who: Officer,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    who.require(Role::Officer)?;
     let params: Vec<(String, String)> =
         web::Query::<Vec<(String, String)>>::from_query(req.query_string())
             .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?

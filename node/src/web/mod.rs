@@ -6,10 +6,13 @@
 //! `Database::run`. Not for: federation traffic between nodes, which has its
 //! own mutually authenticated listener.
 
+pub mod auth;
+pub mod cases;
 pub mod codes;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod users;
 
 use crate::config::Config;
 use crate::storage::Database;
@@ -23,6 +26,27 @@ pub struct AppState {
     pub db: Database,
     /// The node's configuration.
     pub config: Arc<Config>,
+    /// Identity and directory view, when this node takes part in federation.
+    pub federation: Option<Arc<crate::federation::Federation>>,
+    /// Wakes the delivery workers when something is queued.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    /// State for a node without federation (data store and officers only).
+    pub fn new(db: Database, config: Arc<Config>) -> AppState {
+        AppState {
+            db,
+            config,
+            federation: None,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Tells the delivery workers that a message was queued.
+    pub fn wake_outbox(&self) {
+        self.outbox_wake.notify_waiters();
+    }
 }
 
 /// Registers the API's routes and body limits on an actix `App`.
@@ -36,6 +60,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         )
         .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
         .service(health::health)
+        .service(auth::login)
+        .service(auth::logout)
+        .service(auth::me)
+        .service(users::list)
+        .service(users::create)
+        .service(cases::list)
+        .service(cases::compose)
+        .service(cases::draft_answer)
+        .service(cases::detail)
+        .service(cases::answer)
+        .service(cases::approve)
+        .service(cases::close)
+        .service(cases::message_body)
+        .service(cases::export)
         .service(codes::get_code)
         .service(codes::lookup)
         .service(events::get_events);

@@ -1,0 +1,174 @@
+//! Automatic answers: requests whose template's policy is `automatic`
+//! (uid-verification by default) are answered from this node's data without
+//! an officer. The work is picked up from the database — cases in state
+//! `delivered` under the automatic policy — so a crash between receipt and
+//! answer only delays the answer.
+
+use super::answers::{self, BuiltAnswer};
+use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind};
+use super::store::{self, ExchangeError, NewAttachment, Sealer};
+use crate::config::ExchangeSettings;
+use crate::storage::DbConnection;
+use crate::storage::schema::{cases, messages};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+/// The codes a request asks about: inline, or from its codes attachment
+/// (`Ok(None)` while that attachment has not arrived yet).
+pub fn request_codes(
+    conn: &mut DbConnection,
+    case_id: &str,
+    body: &Value,
+) -> Result<Option<Vec<String>>, ExchangeError> {
+    if let Some(list) = body.get("codes").and_then(Value::as_array) {
+        return Ok(Some(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        ));
+    }
+    let Some(sha) = body
+        .pointer("/codes_attachment/sha256")
+        .and_then(Value::as_str)
+    else {
+        return Err(ExchangeError::Invalid("the request names no codes".into()));
+    };
+    let found: Option<Vec<u8>> = messages::table
+        .filter(messages::case_id.eq(case_id))
+        .filter(messages::kind.eq(MessageKind::Attachment.to_i16()))
+        .filter(messages::body_sha256.eq(sha))
+        .select(messages::body)
+        .first(conn)
+        .optional()?;
+    let Some(bytes) = found else { return Ok(None) };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ExchangeError::Invalid("the codes attachment is not UTF-8 text".into()))?;
+    Ok(Some(
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    ))
+}
+
+/// The request of a case: its body.
+pub fn request_body(conn: &mut DbConnection, case_id: &str) -> Result<Value, ExchangeError> {
+    let bytes: Vec<u8> = messages::table
+        .filter(messages::case_id.eq(case_id))
+        .filter(messages::kind.eq(MessageKind::Request.to_i16()))
+        .select(messages::body)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ExchangeError::NotFound(format!("case {case_id} has no request")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ExchangeError::Invalid(format!("stored request: {e}")))
+}
+
+/// A draft answer from this node's data for a request received, for an
+/// officer to review (or for the automatic policy to send): template fields
+/// plus `outcome` and `handling`. `Ok(None)` while attachments are missing.
+pub fn draft_answer(
+    conn: &mut DbConnection,
+    case_id: &str,
+    settings: &ExchangeSettings,
+) -> Result<Option<(Value, Vec<NewAttachment>)>, ExchangeError> {
+    let template: String = cases::table
+        .find(case_id)
+        .select(cases::template)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ExchangeError::NotFound(format!("no case {case_id}")))?;
+    let body = request_body(conn, case_id)?;
+    let Some(codes) = request_codes(conn, case_id, &body).or_else(|e| match e {
+        ExchangeError::Invalid(_)
+            if template != "uid-verification" && template != "supply-chain-trace" =>
+        {
+            Ok(Some(Vec::new()))
+        }
+        other => Err(other),
+    })?
+    else {
+        return Ok(None);
+    };
+    let built: BuiltAnswer = match template.as_str() {
+        "uid-verification" => answers::uid_verification(conn, &codes, settings.inline_codes_max),
+        "supply-chain-trace" => {
+            let wanted: Vec<String> = body
+                .get("wanted")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            answers::supply_chain_trace(conn, &codes, &wanted)
+        }
+        other => {
+            return Err(ExchangeError::Invalid(format!(
+                "no answer can be drafted from data for {other}"
+            )));
+        }
+    }
+    .map_err(|e| ExchangeError::Invalid(e.to_string()))?;
+    let mut fields = built.fields;
+    fields.insert("outcome".into(), json!("full"));
+    // The answer travels under the restrictions the request asked for.
+    let handling = body.get("handling").cloned().unwrap_or_else(|| {
+        json!({"purpose_limited": true, "onward_transmission": "prohibited", "classification": "restricted"})
+    });
+    fields.insert("handling".into(), handling);
+    let mut attachments = Vec::new();
+    if let Some(a) = built.attachment {
+        attachments.push(NewAttachment {
+            name: a.name,
+            media_type: a.media_type,
+            bytes: a.bytes,
+            slot: super::store::Slot::Results,
+        });
+    }
+    Ok(Some((Value::Object(fields), attachments)))
+}
+
+/// Answers every request waiting for an automatic answer. Returns how many
+/// were answered; errors on one case are logged and do not stop the others.
+pub fn answer_pending(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+) -> Result<usize, ExchangeError> {
+    let waiting: Vec<String> = cases::table
+        .filter(cases::role.eq(CaseRole::Responder.to_i16()))
+        .filter(cases::policy.eq(AnswerPolicy::Automatic.to_i16()))
+        .filter(cases::state.eq(CaseState::Delivered.to_i16()))
+        .order(cases::created_at)
+        .limit(100)
+        .select(cases::id)
+        .load(conn)?;
+    let mut answered = 0;
+    for case_id in waiting {
+        let outcome = draft_answer(conn, &case_id, settings).and_then(|draft| match draft {
+            None => Ok(false),
+            Some((body, attachments)) => store::answer(
+                conn,
+                sealer,
+                settings,
+                None,
+                &case_id,
+                body,
+                attachments,
+                store::now_ms(),
+            )
+            .map(|_| true),
+        });
+        match outcome {
+            Ok(true) => answered += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(%case_id, error = %e, "automatic answer failed"),
+        }
+    }
+    Ok(answered)
+}
