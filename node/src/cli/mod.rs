@@ -9,6 +9,7 @@ mod certs;
 mod config_cmd;
 mod gen_cmd;
 mod import;
+mod outbox;
 mod serve;
 mod trace;
 mod user;
@@ -76,6 +77,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Officers' accounts: add, list, disable, enable, change password.
     User(user::UserArgs),
+    /// Messages waiting for delivery: list, retry now, cancel.
+    Outbox(outbox::OutboxArgs),
 }
 
 /// What a command gets: the loaded configuration and where things are.
@@ -171,5 +174,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(args) => args.run(),
         Command::Bench(args) => args.run(&ctx),
         Command::User(args) => args.run(&ctx),
+        Command::Outbox(args) => args.run(&ctx),
     }
 }

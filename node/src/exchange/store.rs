@@ -567,6 +567,24 @@ pub fn receipt_of(
         .flatten())
 }
 
+/// The stored receipt of exactly these envelope bytes from `from`, if they
+/// were received before (a retry whose first response was lost).
+pub fn receipt_for_same_envelope(
+    conn: &mut DbConnection,
+    from: &str,
+    message_id: &str,
+    envelope: &[u8],
+) -> QueryResult<Option<Vec<u8>>> {
+    Ok(messages::table
+        .filter(messages::from_party.eq(from))
+        .filter(messages::message_id.eq(message_id))
+        .filter(messages::envelope_sha256.eq(sha256_hex(envelope)))
+        .select(messages::receipt)
+        .first::<Option<Vec<u8>>>(conn)
+        .optional()?
+        .flatten())
+}
+
 /// Records a message that arrived, with the receipt made by `sign_receipt`
 /// (given the envelope's SHA-256), in one transaction. A message seen before
 /// gets its original receipt and changes nothing.

@@ -5,9 +5,12 @@
 //! The wire format is `gsp-federation`'s; this module does the I/O around
 //! it. Not for: anything an officer sees (that is `exchange` and `web`).
 
+pub mod delivery;
 pub mod identity;
 pub mod peers;
 pub mod sealer;
+pub mod server;
+pub mod workers;
 
 pub use identity::NodeIdentity;
 pub use peers::{Peer, Peers};

@@ -45,7 +45,7 @@ impl AppState {
 
     /// Tells the delivery workers that a message was queued.
     pub fn wake_outbox(&self) {
-        self.outbox_wake.notify_waiters();
+        self.outbox_wake.notify_one();
     }
 }
 

@@ -1,0 +1,88 @@
+//! `gsp outbox …`: what is waiting to be delivered, and the operator's
+//! levers: retry now, cancel.
+
+use super::Context;
+use crate::exchange::outbox;
+use crate::exchange::store::now_ms;
+use clap::{Args, Subcommand};
+
+/// Arguments of `gsp outbox`.
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    #[command(subcommand)]
+    command: OutboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Messages not yet delivered (pending, failed, cancelled); --all adds delivered ones.
+    List {
+        /// Include delivered messages.
+        #[arg(long)]
+        all: bool,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a pending or failed message due now (a running `gsp serve` picks it up).
+    Retry {
+        /// The outbox row (first column of `gsp outbox list`).
+        seq: i64,
+    },
+    /// Cancel a message that has not been delivered.
+    Cancel {
+        /// The outbox row.
+        seq: i64,
+    },
+}
+
+impl OutboxArgs {
+    /// Runs the command.
+    pub fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+        let db = ctx.open_db()?;
+        let mut conn = db.conn()?;
+        match &self.command {
+            OutboxCommand::List { all, limit, json } => {
+                let rows = outbox::list(&mut conn, *all, (*limit).clamp(1, 100_000))?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                    return Ok(());
+                }
+                if rows.is_empty() {
+                    println!("the outbox is empty");
+                }
+                for r in rows {
+                    println!(
+                        "{:>8}  {:<4} {:<10} attempts {:<3} next {}  expires {}  case {}  {}",
+                        r.seq,
+                        r.peer,
+                        r.state.as_str(),
+                        r.attempts,
+                        crate::data::epcis::format_time(r.next_attempt_at, "+00:00"),
+                        crate::data::epcis::format_time(r.expires_at, "+00:00"),
+                        r.case_id,
+                        r.last_error.unwrap_or_default()
+                    );
+                }
+            }
+            OutboxCommand::Retry { seq } => {
+                if outbox::retry_now(&mut conn, &ctx.config.exchange, *seq, now_ms())? {
+                    println!("message {seq} is due now");
+                } else {
+                    anyhow::bail!("no pending or failed message {seq} in the outbox");
+                }
+            }
+            OutboxCommand::Cancel { seq } => {
+                if outbox::cancel(&mut conn, *seq, now_ms())? {
+                    println!("message {seq} cancelled");
+                } else {
+                    anyhow::bail!("no undelivered message {seq} in the outbox");
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,334 @@
+//! Delivery: workers that take due messages from the durable outbox and POST
+//! them to the peer's node over mutual TLS 1.3 (pinned to the peer's
+//! directory record, our certificate presented), keeping connections alive.
+//!
+//! One worker per peer with up to `[exchange] in_flight_per_peer` messages
+//! at once. A 200 with a receipt that verifies against the peer's published
+//! signing keys marks the message delivered; a refusal by the peer fails it
+//! with the peer's reason; anything else (network, 429, 503) is retried with
+//! back-off until the message expires. Every outcome is written to the
+//! database before the next message is claimed.
+
+use super::Federation;
+use super::peers::Peer;
+use super::server::{CHECKPOINT_HEADER, ENVELOPE_TYPE};
+use crate::config::Config;
+use crate::exchange::outbox::{self, Due};
+use crate::exchange::store;
+use crate::storage::Database;
+use crate::tls::{self, StaticPins};
+use gsp_federation::{PartyCode, Receipt};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What one delivery attempt came to.
+enum Attempt {
+    /// Delivered; the receipt bytes.
+    Delivered(Vec<u8>),
+    /// Try again later.
+    Transient(String),
+    /// The peer refused the message itself.
+    Refused(String),
+}
+
+/// The delivery service of one `gsp serve` instance.
+#[derive(Clone)]
+pub struct Delivery {
+    db: Database,
+    config: Arc<Config>,
+    federation: Arc<Federation>,
+    /// Identifies this instance's leases in the outbox.
+    instance: String,
+    clients: Arc<Mutex<HashMap<PartyCode, (Vec<[u8; 32]>, reqwest::Client)>>>,
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Delivery {
+    /// A delivery service; `instance` must differ between processes sharing a database.
+    pub fn new(
+        db: Database,
+        config: Arc<Config>,
+        federation: Arc<Federation>,
+        instance: String,
+    ) -> Delivery {
+        Delivery {
+            db,
+            config,
+            federation,
+            instance,
+            clients: Arc::new(Mutex::new(HashMap::new())),
+            busy: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Runs forever: wakes on `wake` or every second, starts a worker for each
+    /// peer with due messages, and fails messages past their expiry.
+    pub async fn run(self, wake: Arc<tokio::sync::Notify>) {
+        let mut last_expiry_sweep = 0i64;
+        loop {
+            let now = store::now_ms();
+            if now - last_expiry_sweep > 30_000 {
+                last_expiry_sweep = now;
+                match self
+                    .db
+                    .run(move |c| {
+                        outbox::expire_overdue(c, now).map_err(crate::storage::StorageError::from)
+                    })
+                    .await
+                {
+                    Ok(n) if n > 0 => {
+                        tracing::warn!(count = n, "messages failed: not delivered before expiry")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "outbox expiry sweep failed"),
+                }
+            }
+            match self
+                .db
+                .run(move |c| outbox::peers_due(c, now).map_err(crate::storage::StorageError::from))
+                .await
+            {
+                Ok(peers) => {
+                    for peer in peers {
+                        let started = self
+                            .busy
+                            .lock()
+                            .map(|mut b| b.insert(peer.clone()))
+                            .unwrap_or(false);
+                        if started {
+                            let me = self.clone();
+                            tokio::spawn(async move {
+                                me.work_peer(&peer).await;
+                                if let Ok(mut b) = me.busy.lock() {
+                                    b.remove(&peer);
+                                }
+                            });
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reading the outbox failed"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
+            }
+        }
+    }
+
+    /// Delivers everything due for `peer`, a batch at a time.
+    async fn work_peer(&self, peer: &str) {
+        let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
+        let lease = i64::try_from(timeout.as_millis() * 3).unwrap_or(180_000);
+        let limit = i64::try_from(self.config.exchange.in_flight_per_peer).unwrap_or(8);
+        loop {
+            let now = store::now_ms();
+            let (instance, p) = (self.instance.clone(), peer.to_owned());
+            let due = match self
+                .db
+                .run(move |c| {
+                    outbox::claim(c, &instance, &p, now, lease, limit)
+                        .map_err(crate::storage::StorageError::from)
+                })
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, peer, "claiming from the outbox failed");
+                    return;
+                }
+            };
+            if due.is_empty() {
+                return;
+            }
+            let sends = due.into_iter().map(|d| async move {
+                let result = self.attempt(&d, timeout).await;
+                self.record(d, result).await;
+            });
+            futures_util::future::join_all(sends).await;
+        }
+    }
+
+    async fn record(&self, d: Due, result: Attempt) {
+        let settings = self.config.exchange.clone();
+        let now = store::now_ms();
+        let seq = d.seq;
+        let outcome = match result {
+            Attempt::Delivered(receipt) => {
+                tracing::info!(peer = %d.peer, id = %d.message_id, "delivered");
+                self.db
+                    .run(move |c| {
+                        outbox::delivered(c, seq, &receipt, now)
+                            .map_err(crate::storage::StorageError::from)
+                    })
+                    .await
+            }
+            Attempt::Transient(e) => {
+                tracing::warn!(peer = %d.peer, id = %d.message_id, attempt = d.attempts + 1, error = %e, "delivery failed; will retry");
+                self.db
+                    .run(move |c| {
+                        outbox::attempt_failed(c, &settings, seq, &e, false, now)
+                            .map_err(crate::storage::StorageError::from)
+                    })
+                    .await
+            }
+            Attempt::Refused(e) => {
+                tracing::error!(peer = %d.peer, id = %d.message_id, error = %e, "message refused by the recipient");
+                self.db
+                    .run(move |c| {
+                        outbox::attempt_failed(c, &settings, seq, &e, true, now)
+                            .map_err(crate::storage::StorageError::from)
+                    })
+                    .await
+            }
+        };
+        if let Err(e) = outcome {
+            // The lease runs out and the message is tried again; the
+            // receiver recognises it and returns the same receipt.
+            tracing::error!(error = %e, seq, "recording a delivery outcome failed");
+        }
+    }
+
+    fn client_for(&self, peer: &Peer) -> Result<reqwest::Client, String> {
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| "client cache poisoned".to_owned())?;
+        if let Some((pins, client)) = clients.get(&peer.party)
+            && *pins == peer.tls_pins
+        {
+            return Ok(client.clone());
+        }
+        let pins = Arc::new(StaticPins(peer.tls_pins.iter().copied().collect()));
+        let config = tls::client_config(pins, Some(&self.federation.identity.tls))
+            .map_err(|e| e.to_string())?;
+        let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
+        let client = tls::http_client(config, timeout).map_err(|e| e.to_string())?;
+        clients.insert(peer.party, (peer.tls_pins.clone(), client.clone()));
+        Ok(client)
+    }
+
+    async fn attempt(&self, d: &Due, _timeout: Duration) -> Attempt {
+        let peers = &self.federation.peers;
+        if let Err(why) = peers.usable(store::now_ms()) {
+            return Attempt::Transient(format!("directory not usable: {why}"));
+        }
+        let Ok(party) = PartyCode::parse(&d.peer) else {
+            return Attempt::Refused(format!("{:?} is not a Party code", d.peer));
+        };
+        let Some(peer) = peers.peer(party) else {
+            return Attempt::Transient(format!("{} has no node in the directory", d.peer));
+        };
+        let client = match self.client_for(&peer) {
+            Ok(c) => c,
+            Err(e) => return Attempt::Transient(e),
+        };
+        let mut last = String::from("no URL in the directory record");
+        for url in &peer.urls {
+            let endpoint = format!("{}/federation/v1/messages", url.trim_end_matches('/'));
+            let mut req = client
+                .post(&endpoint)
+                .header("content-type", ENVELOPE_TYPE)
+                .body(d.envelope.clone());
+            if let Some(c) = peers.checkpoint() {
+                req = req.header(CHECKPOINT_HEADER, c);
+            }
+            let res = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("{endpoint}: {e}");
+                    continue;
+                }
+            };
+            if let Some(c) = res
+                .headers()
+                .get(CHECKPOINT_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                peers.observe_checkpoint(party, c);
+            }
+            let status = res.status();
+            let bytes = match res.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    last = format!("{endpoint}: reading the response: {e}");
+                    continue;
+                }
+            };
+            if status.is_success() {
+                return match verify_receipt(
+                    &bytes,
+                    &d.envelope,
+                    &peer,
+                    peers.as_ref(),
+                    &self.config,
+                ) {
+                    Ok(()) => Attempt::Delivered(bytes.to_vec()),
+                    // A bad receipt is not delivery evidence; try again.
+                    Err(e) => Attempt::Transient(format!("{endpoint}: {e}")),
+                };
+            }
+            let (code, message) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .map(|v| {
+                    (
+                        v.get("code")
+                            .and_then(|c| c.as_str())
+                            .unwrap_or("")
+                            .to_owned(),
+                        v.get("message")
+                            .and_then(|c| c.as_str())
+                            .unwrap_or("")
+                            .to_owned(),
+                    )
+                })
+                .unwrap_or_default();
+            let text = format!("{} {code}: {message}", status.as_u16());
+            return match (status.as_u16(), code.as_str()) {
+                (429 | 503, _) | (_, "internal_error" | "directory_stale" | "rate_limited") => {
+                    Attempt::Transient(text)
+                }
+                // A message that was already accepted was delivered.
+                (_, "replayed") => Attempt::Transient(text),
+                // Ours or theirs may be behind on keys: retry after a refresh.
+                (_, "unknown_recipient_key" | "unknown_signing_key" | "unauthenticated_peer") => {
+                    Attempt::Transient(text)
+                }
+                _ if status.is_client_error() => Attempt::Refused(text),
+                _ => Attempt::Transient(text),
+            };
+        }
+        Attempt::Transient(last)
+    }
+}
+
+fn verify_receipt(
+    bytes: &[u8],
+    envelope: &[u8],
+    peer: &Peer,
+    peers: &dyn super::Peers,
+    config: &Config,
+) -> Result<(), String> {
+    let receipt = Receipt::from_bytes(bytes).map_err(|e| e.to_string())?;
+    receipt
+        .verify(
+            envelope,
+            &peers.signing_keys(peer.party),
+            store::unix(store::now_ms()),
+            Duration::from_secs(config.federation.clock_skew_secs),
+        )
+        .map_err(|e| e.to_string())?;
+    if receipt.from != peer.party {
+        return Err(format!(
+            "the receipt is signed by {}, not {}",
+            receipt.from.as_str(),
+            peer.party.as_str()
+        ));
+    }
+    match receipt.verdict {
+        gsp_federation::Verdict::Accepted => Ok(()),
+        gsp_federation::Verdict::Rejected(code) => {
+            Err(format!("the receipt says rejected: {code}"))
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The federation listener: `POST /federation/v1/messages` over mutual TLS
+//! 1.3 (SPEC.md §15).
+//!
+//! Only a peer whose TLS certificate pin is in the verified directory gets a
+//! TLS session at all; the handler then checks that this Party is the
+//! envelope's `from`, opens the envelope (every check of SPEC.md §7), and
+//! records the message, its case and the signed receipt in one database
+//! transaction before answering 200 with the receipt. Rejections answer with
+//! the SPEC's error code and a signed rejection receipt, and store nothing.
+
+use super::Federation;
+use super::peers::{Peers, SenderKeysOf};
+use crate::config::Config;
+use crate::exchange::store::{self, Arrived, ExchangeError};
+use crate::storage::Database;
+use crate::tls::{self, PinSet};
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine as _;
+use gsp_federation::{OpenContext, OpenError, PartyCode, Receipt, UnixMillis, Verdict};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Media type of an envelope.
+pub const ENVELOPE_TYPE: &str = "application/gsp-envelope";
+/// Media type of a receipt.
+pub const RECEIPT_TYPE: &str = "application/gsp-receipt";
+/// Header carrying the sender's latest verified directory checkpoint.
+pub const CHECKPOINT_HEADER: &str = "GSP-Directory-Checkpoint";
+
+/// What the handler needs.
+#[derive(Clone)]
+pub struct FederationState {
+    /// The node's database.
+    pub db: Database,
+    /// The node's configuration.
+    pub config: Arc<Config>,
+    /// Our identity and the directory.
+    pub federation: Arc<Federation>,
+    /// Wakes the automatic answerer when a request arrives.
+    pub arrivals: Arc<tokio::sync::Notify>,
+}
+
+/// The directory's pins as the TLS server's client-certificate check.
+#[derive(Clone)]
+pub struct DirectoryPins(pub Arc<dyn Peers>);
+
+impl std::fmt::Debug for DirectoryPins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectoryPins")
+    }
+}
+
+impl PinSet for DirectoryPins {
+    fn contains(&self, spki_sha256: &[u8; 32]) -> bool {
+        self.0.party_for_pin(spki_sha256).is_some()
+    }
+}
+
+fn now_ms() -> i64 {
+    store::now_ms()
+}
+
+/// A rejection: HTTP status, SPEC code, sentence, and a signed receipt when
+/// the sender is known.
+fn reject(
+    state: &FederationState,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    receipt_for: Option<(&[u8], Uuid, PartyCode)>,
+) -> HttpResponse {
+    let receipt = receipt_for.map(|(envelope, id, to)| {
+        let r = Receipt::sign(
+            gsp_federation::envelope_digest(envelope),
+            id,
+            state.federation.identity.party,
+            to,
+            store::unix(now_ms()),
+            Verdict::Rejected(code.to_owned()),
+            &state.federation.identity.signing_key,
+        );
+        base64::engine::general_purpose::STANDARD.encode(r.to_bytes())
+    });
+    tracing::warn!(code, message, "federation message refused");
+    let mut res = HttpResponse::build(status);
+    if let Some(c) = state.federation.peers.checkpoint() {
+        res.insert_header((CHECKPOINT_HEADER, c));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.insert_header(("Retry-After", "30"));
+    }
+    res.json(serde_json::json!({"code": code, "message": message, "receipt": receipt}))
+}
+
+fn status_for(code: &str) -> StatusCode {
+    match code {
+        "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unauthenticated_peer" => StatusCode::FORBIDDEN,
+        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+        "internal_error" | "directory_stale" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// Replay is decided in the database, in the same transaction that stores the
+/// message (a duplicate gets its original receipt), so `open` is told every
+/// id is new.
+struct DecidedInDatabase;
+
+impl gsp_federation::SeenIds for DecidedInDatabase {
+    fn first_sighting(
+        &self,
+        _from: PartyCode,
+        _id: Uuid,
+        _keep_until: UnixMillis,
+    ) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+/// Receives one envelope.
+pub async fn receive(
+    state: web::Data<FederationState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let now = now_ms();
+    let fed = &state.federation;
+    if let Err(why) = fed.peers.usable(now) {
+        return reject(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "directory_stale",
+            &why,
+            None,
+        );
+    }
+    let media = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if media.split(';').next().map(str::trim) != Some(ENVELOPE_TYPE) {
+        return reject(
+            &state,
+            status_for("unsupported_media_type"),
+            "unsupported_media_type",
+            &format!("send {ENVELOPE_TYPE}"),
+            None,
+        );
+    }
+    let Some(peer) = tls::peer_spki(&req).and_then(|pin| fed.peers.party_for_pin(&pin)) else {
+        return reject(
+            &state,
+            StatusCode::FORBIDDEN,
+            "unauthenticated_peer",
+            "the TLS client certificate is not a Party's in the directory",
+            None,
+        );
+    };
+    let max = state.config.federation.max_envelope_bytes;
+    let routing = match gsp_federation::parse(&body, max) {
+        Ok(p) => p.routing,
+        Err(e) => {
+            return reject(
+                &state,
+                status_for(e.code()),
+                e.code(),
+                &e.to_string(),
+                Some((&body, Uuid::nil(), peer)),
+            );
+        }
+    };
+    if routing.from != peer {
+        return reject(
+            &state,
+            StatusCode::FORBIDDEN,
+            "unauthenticated_peer",
+            &format!(
+                "the TLS certificate is {}'s but the envelope says it is from {}",
+                peer.as_str(),
+                routing.from.as_str()
+            ),
+            Some((&body, routing.message_id, peer)),
+        );
+    }
+    if let Some(c) = req
+        .headers()
+        .get(CHECKPOINT_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        fed.peers.observe_checkpoint(peer, c);
+    }
+
+    // Open (CPU work) and record (database work) off the async threads.
+    let st = state.clone();
+    let envelope = body.clone(); // Bytes: a reference-counted handle, not a copy
+    let outcome = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, (String, String)> {
+        let fed = &st.federation;
+        let mut conn = st.db.conn().map_err(|e| ("internal_error".to_owned(), e.to_string()))?;
+        // The same bytes again: the original receipt, nothing decrypted.
+        if let Some(receipt) = store::receipt_for_same_envelope(&mut conn, routing.from.as_str(), &routing.message_id.to_string(), &envelope)
+            .map_err(|e| ("internal_error".to_owned(), e.to_string()))?
+        {
+            return Ok(receipt);
+        }
+        let keys = SenderKeysOf(fed.peers.as_ref());
+        let ctx = OpenContext {
+            us: fed.identity.party,
+            our_keys: &fed.identity.encryption_keys,
+            sender_keys: &keys,
+            seen: &DecidedInDatabase,
+            now: store::unix(now),
+            skew: Duration::from_secs(st.config.federation.clock_skew_secs),
+            max_envelope: max,
+        };
+        let opened = gsp_federation::open(&envelope, &ctx).map_err(|e: OpenError| (e.code().to_owned(), e.to_string()))?;
+        let header = opened.header.clone();
+        let arrived = Arrived {
+            header,
+            body: opened.into_body(),
+            envelope: envelope.to_vec(),
+        };
+        let identity = &fed.identity;
+        let sign = |digest: &[u8; 32]| -> Result<Vec<u8>, String> {
+            Ok(Receipt::sign(*digest, routing.message_id, identity.party, routing.from, store::unix(now), Verdict::Accepted, &identity.signing_key).to_bytes())
+        };
+        match store::record_arrival(&mut conn, &st.config.exchange, arrived, now, &sign) {
+            Ok(o) => {
+                if o.duplicate {
+                    tracing::info!(from = routing.from.as_str(), id = %routing.message_id, "duplicate message; original receipt returned");
+                } else {
+                    tracing::info!(from = routing.from.as_str(), id = %routing.message_id, case = %o.case_id, "message received");
+                }
+                Ok(o.receipt)
+            }
+            Err(ExchangeError::Database(e)) => Err(("internal_error".into(), e.to_string())),
+            Err(ExchangeError::Seal(e)) => Err(("internal_error".into(), e)),
+            Err(e) => Err(("case_conflict".into(), e.to_string())),
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(receipt)) => {
+            state.arrivals.notify_one();
+            let mut res = HttpResponse::Ok();
+            res.content_type(RECEIPT_TYPE);
+            if let Some(c) = fed.peers.checkpoint() {
+                res.insert_header((CHECKPOINT_HEADER, c));
+            }
+            res.body(receipt)
+        }
+        Ok(Err((code, message))) => {
+            let receipt =
+                (code != "internal_error").then_some((&body[..], routing.message_id, peer));
+            reject(&state, status_for(&code), &code, &message, receipt)
+        }
+        Err(e) => reject(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal_error",
+            &e.to_string(),
+            None,
+        ),
+    }
+}
+
+/// Registers the federation routes.
+pub fn configure(cfg: &mut web::ServiceConfig, state: FederationState) {
+    let limit = state.config.federation.max_envelope_bytes;
+    cfg.app_data(web::Data::new(state))
+        .app_data(web::PayloadConfig::new(limit))
+        .route("/federation/v1/messages", web::post().to(receive));
+}
+
+/// Binds the federation listener (mutual TLS 1.3, clients pinned to the
+/// directory) and returns the running server.
+pub fn bind(
+    state: FederationState,
+) -> Result<(actix_web::dev::Server, std::net::SocketAddr), String> {
+    let listen = state
+        .config
+        .federation
+        .listen
+        .ok_or("no [federation] listen address configured")?;
+    let pins: Arc<dyn PinSet> = Arc::new(DirectoryPins(state.federation.peers.clone()));
+    let tls = tls::server_config(
+        &state.federation.identity.tls,
+        tls::ClientAuth::Required(pins),
+    )
+    .map_err(|e| e.to_string())?;
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .wrap(
+                actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")
+                    .log_target("gsp::federation"),
+            )
+            .configure(move |cfg| configure(cfg, state))
+    })
+    .on_connect(|io, ext| {
+        type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+        if let Some(stream) = io.downcast_ref::<Tls>() {
+            // Without this, small request/response pairs wait on Nagle's algorithm.
+            let _ = stream.get_ref().0.set_nodelay(true);
+        }
+        tls::capture_peer_spki(io, ext);
+    })
+    .bind_rustls_0_23(listen, tls)
+    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = server.addrs().first().copied().unwrap_or(listen);
+    Ok((server.run(), addr))
+}
