@@ -390,6 +390,18 @@ impl SnapshotDoc {
         secretariat: &VerifyingKey,
         now: UnixMillis,
     ) -> Result<VerifiedSnapshot, DirectoryError> {
+        let v = self.verify_ignoring_time(secretariat)?;
+        v.check_time(now)?;
+        Ok(v)
+    }
+
+    /// [`Self::verify`] without the validity-period check: for reloading a
+    /// copy from disk, whose checkpoint still guards against rollback after
+    /// the copy has expired.
+    pub fn verify_ignoring_time(
+        &self,
+        secretariat: &VerifyingKey,
+    ) -> Result<VerifiedSnapshot, DirectoryError> {
         if self.format != SNAPSHOT_FORMAT {
             return Err(DirectoryError::malformed(
                 "snapshot document",
@@ -418,14 +430,6 @@ impl SnapshotDoc {
                 "snapshot statement",
                 "the validity period is negative or longer than 30 days",
             ));
-        }
-        if now > statement.valid_until || statement.issued.0 > now.0.saturating_add(MAX_SKEW_MS)
-        {
-            return Err(DirectoryError::Expired {
-                issued: statement.issued.0,
-                valid_until: statement.valid_until.0,
-                now: now.0,
-            });
         }
         if self.entries.len() != statement.entries.len() {
             return Err(DirectoryError::malformed(
@@ -501,6 +505,19 @@ impl SnapshotDoc {
 }
 
 impl VerifiedSnapshot {
+    /// Fails unless `now` is inside the validity period (`issued` may be up
+    /// to an hour ahead of `now`, for clock skew).
+    pub fn check_time(&self, now: UnixMillis) -> Result<(), DirectoryError> {
+        if now > self.valid_until || self.issued.0 > now.0.saturating_add(MAX_SKEW_MS) {
+            return Err(DirectoryError::Expired {
+                issued: self.issued.0,
+                valid_until: self.valid_until.0,
+                now: now.0,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that `next` may replace `self` (SPEC.md §18.8 steps 8–10): no
     /// rollback, no fork (consistency proof from our size), no Party gone or
     /// gone back, and every root-key change is either signed by the old key

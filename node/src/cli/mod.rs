@@ -7,12 +7,15 @@
 mod bench;
 mod certs;
 mod config_cmd;
+mod directory;
 mod gen_cmd;
 mod import;
 mod outbox;
 mod serve;
+mod status;
 mod trace;
 mod user;
+mod whois;
 
 use crate::config::{Config, LogFormat};
 use crate::storage::{Database, DatabaseUrl};
@@ -79,6 +82,12 @@ pub enum Command {
     User(user::UserArgs),
     /// Messages waiting for delivery: list, retry now, cancel.
     Outbox(outbox::OutboxArgs),
+    /// The Secretariat directory: serve and administer it, or register this node with it.
+    Directory(directory::DirectoryArgs),
+    /// Which Party issued a code, by the directory's code-pattern library, and whom to ask.
+    Whois(whois::WhoisArgs),
+    /// The node's health: directory copy, validity left, alarms (exit 2 when unhealthy).
+    Status(status::StatusArgs),
 }
 
 /// What a command gets: the loaded configuration and where things are.
@@ -175,5 +184,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => args.run(&ctx),
         Command::User(args) => args.run(&ctx),
         Command::Outbox(args) => args.run(&ctx),
+        Command::Directory(args) => args.run(&ctx),
+        Command::Whois(args) => args.run(&ctx),
+        Command::Status(args) => {
+            if !args.run(&ctx)? {
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                std::process::exit(2);
+            }
+            Ok(())
+        }
     }
 }

@@ -20,9 +20,20 @@ impl ServeArgs {
             config.api.listen = l;
         }
         let db = ctx.open_db()?;
-        let state = AppState::new(db, std::sync::Arc::new(config));
+        let refresh_every = std::time::Duration::from_secs(config.directory.refresh_secs.max(1));
+        let mut state = AppState::new(db, std::sync::Arc::new(config));
+        let refresher = match ctx.config.directory.url {
+            Some(_) => Some(super::directory::refresher(ctx, &state.db)?),
+            None => None,
+        };
+        if let Some(r) = &refresher {
+            state.directory = r.handle.clone();
+        }
         let backend = state.db.backend();
         actix_web::rt::System::new().block_on(async move {
+            if let Some(r) = refresher {
+                actix_web::rt::spawn(r.run(refresh_every));
+            }
             let (server, addr) = bind(state)?;
             tracing::info!(%addr, %backend, "local API listening");
             // One line on stdout that scripts and tests can wait for.

@@ -35,6 +35,10 @@ pub struct Config {
     pub federation: FederationSettings,
     /// Cases, answer policies and delivery.
     pub exchange: ExchangeSettings,
+    /// The Secretariat directory, as a node uses it.
+    pub directory: DirectorySettings,
+    /// The Secretariat directory role.
+    pub directory_server: DirectoryServerSettings,
 }
 
 /// A section of the config file with its documentation, for the example file.
@@ -79,6 +83,16 @@ const SECTIONS: &[SectionDoc] = &[
         name: "exchange",
         doc: "Cases, answer policies and delivery.",
         fields: ExchangeSettings::FIELDS,
+    },
+    SectionDoc {
+        name: "directory",
+        doc: "The Secretariat directory: where this node fetches the signed list of Parties' nodes and keys.",
+        fields: DirectorySettings::FIELDS,
+    },
+    SectionDoc {
+        name: "directory_server",
+        doc: "The Secretariat directory role (`gsp directory serve`; only on the directory host).",
+        fields: DirectoryServerSettings::FIELDS,
     },
 ];
 
@@ -165,6 +179,12 @@ impl Config {
             .map_err(ConfigError::Env)?;
         self.exchange
             .apply_env("exchange", env)
+            .map_err(ConfigError::Env)?;
+        self.directory
+            .apply_env("directory", env)
+            .map_err(ConfigError::Env)?;
+        self.directory_server
+            .apply_env("directory_server", env)
             .map_err(ConfigError::Env)?;
         Ok(())
     }

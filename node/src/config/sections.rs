@@ -144,3 +144,37 @@ fn default_policies() -> std::collections::BTreeMap<String, crate::exchange::mod
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
+
+settings! {
+    /// Where this node finds the Secretariat directory and how it trusts it.
+    pub struct DirectorySettings {
+        /// The directory's URL, e.g. `https://directory.example.int:8490`.
+        /// Unset: no directory (no federation).
+        url: Option<String> = None, example = "\"https://directory.example.int:8490\"";
+        /// The Secretariat's public key (64 hex digits), from `gsp directory
+        /// init` on the directory host, confirmed out of band.
+        secretariat_key: Option<String> = None, example = "\"3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29\"";
+        /// SHA-256 pin of the directory's TLS key (64 hex digits), from the same place.
+        tls_pin: Option<String> = None, example = "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"";
+        /// Seconds between two fetches of the directory snapshot.
+        refresh_secs: u64 = 300;
+        /// Seconds a directory request may take.
+        timeout_secs: u64 = 30;
+        /// The node's identity folder (`gsp certs init --out`). Unset: `keys`
+        /// in the data directory.
+        keys_dir: Option<std::path::PathBuf> = None, example = "\"/var/lib/gsp/keys\"";
+    }
+}
+
+settings! {
+    /// The Secretariat directory role (`gsp directory serve`).
+    pub struct DirectoryServerSettings {
+        /// Address the directory's HTTPS API listens on.
+        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8490));
+        /// How long a snapshot stays valid for nodes, in seconds (default 7 days,
+        /// at most 30 days). Nodes that cannot refresh stop federation after this.
+        snapshot_validity_secs: u64 = 7 * 24 * 3600;
+        /// Worker threads (0 = one per CPU core).
+        workers: usize = 0;
+    }
+}

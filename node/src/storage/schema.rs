@@ -239,3 +239,42 @@ diesel::allow_tables_to_appear_in_same_query!(
     aggregation_history,
     imports,
 );
+
+// The Secretariat directory and a node's alarms (migration 000002_directory).
+
+diesel::table! {
+    directory_log (leaf_index) {
+        leaf_index -> BigInt,
+        party -> Text,
+        kind -> SmallInt,
+        entry -> Binary,
+        leaf_hash -> Binary,
+        logged_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    directory_pending (id) {
+        id -> BigInt,
+        party -> Text,
+        submission -> Binary,
+        root_fingerprint -> Text,
+        issued -> BigInt,
+        received_at -> BigInt,
+        state -> SmallInt,
+    }
+}
+
+diesel::table! {
+    node_alarms (id) {
+        id -> BigInt,
+        kind -> Text,
+        message -> Text,
+        raised_at -> BigInt,
+        last_seen -> BigInt,
+        occurrences -> BigInt,
+        acknowledged_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(directory_log, directory_pending, node_alarms,);

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod users;
+pub mod whois;
 
 use crate::config::Config;
 use crate::storage::Database;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub federation: Option<Arc<crate::federation::Federation>>,
     /// Wakes the delivery workers when something is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The verified directory copy (empty until one is fetched).
+    pub directory: crate::directory::DirectoryHandle,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             config,
             federation: None,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            directory: Default::default(),
         }
     }
 
@@ -76,7 +80,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .service(cases::export)
         .service(codes::get_code)
         .service(codes::lookup)
-        .service(events::get_events);
+        .service(events::get_events)
+        .service(whois::whois);
 }
 
 /// Binds the local API and returns the running server (await it to serve).

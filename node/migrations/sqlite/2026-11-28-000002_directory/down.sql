@@ -1,0 +1,3 @@
+DROP TABLE node_alarms;
+DROP TABLE directory_pending;
+DROP TABLE directory_log;
