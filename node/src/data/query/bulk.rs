@@ -14,9 +14,10 @@ use crate::storage::schema::codes;
 use diesel::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Codes per database round trip.
-const CHUNK: usize = 8192;
+const CHUNK: usize = 30_000;
 
 /// The answer for one code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,7 +31,7 @@ pub struct CodeVerdict {
     pub level: Option<Level>,
     /// Art. 8.4.1 items for a known code.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<Manufacture>,
+    pub record: Option<Arc<Manufacture>>,
 }
 
 /// Status of a code in a verification.
@@ -66,10 +67,18 @@ pub fn bulk_lookup(
     codes_asked: &[String],
 ) -> QueryResult<Vec<CodeVerdict>> {
     let mut master = MasterCache::default();
-    let mut manufacture_of: HashMap<(Option<i64>, Option<i64>), Manufacture> = HashMap::new();
+    let mut manufacture_of: HashMap<(Option<i64>, Option<i64>), Arc<Manufacture>> = HashMap::new();
     let mut events: HashMap<i64, super::EventRow> = HashMap::new();
-    let mut out = Vec::with_capacity(codes_asked.len());
-    for chunk in codes_asked.chunks(CHUNK) {
+    // Look codes up in sorted order: the index pages are then visited in
+    // order, each about once, instead of at random (several times faster
+    // once the index is larger than the page cache). Answers go back to the
+    // order asked.
+    let mut order: Vec<usize> = (0..codes_asked.len()).collect();
+    order.sort_unstable_by(|&a, &b| codes_asked[a].cmp(&codes_asked[b]));
+    let sorted: Vec<String> = order.iter().map(|&i| codes_asked[i].clone()).collect();
+    let mut answers: Vec<Option<CodeVerdict>> = vec![None; codes_asked.len()];
+    let mut next = 0usize;
+    for chunk in sorted.chunks(CHUNK) {
         type Row = (String, i16, i16, Option<i64>, Option<i64>);
         let rows: Vec<Row> = codes::table
             .filter(codes::code.eq_any(chunk))
@@ -101,7 +110,7 @@ pub fn bulk_lookup(
 
         for code in chunk {
             let Some(&(level, status, product, applied_by)) = found.get(code) else {
-                out.push(CodeVerdict {
+                place(&mut answers, &order, &mut next, CodeVerdict {
                     code: code.clone(),
                     status: VerdictStatus::Unknown,
                     level: None,
@@ -125,10 +134,10 @@ pub fn bulk_lookup(
                     shift,
                     product: master.product(conn, product)?,
                 };
-                slot.insert(m);
+                slot.insert(Arc::new(m));
             }
             let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
-            out.push(CodeVerdict {
+            place(&mut answers, &order, &mut next, CodeVerdict {
                 code: code.clone(),
                 status: if deactivated {
                     VerdictStatus::Deactivated
@@ -140,5 +149,16 @@ pub fn bulk_lookup(
             });
         }
     }
-    Ok(out)
+    Ok(answers.into_iter().flatten().collect())
+}
+
+/// Puts the answer for the `next`-th code in sorted order at the position
+/// that code had in the request.
+fn place(answers: &mut [Option<CodeVerdict>], order: &[usize], next: &mut usize, verdict: CodeVerdict) {
+    if let Some(&i) = order.get(*next)
+        && let Some(slot) = answers.get_mut(i)
+    {
+        *slot = Some(verdict);
+    }
+    *next += 1;
 }

@@ -305,7 +305,7 @@ pub fn trace(conn: &mut DbConnection, code: &str) -> Result<Option<Trace>, Query
     let manufacture = verdict
         .filter(|v| v.status != VerdictStatus::Unknown)
         .and_then(|v| v.record);
-    let art_8_4_1 = summarise(manufacture, &history);
+    let art_8_4_1 = summarise(manufacture.map(|m| (*m).clone()), &history);
 
     Ok(Some(Trace {
         code,
