@@ -9,6 +9,9 @@
 // Test support: a panic is how a broken environment is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod directory;
+pub mod federation;
+
 use gsp_node::storage::testing::TestDb;
 use gsp_node::storage::{Backend, DatabaseUrl};
 use std::io::{BufRead, BufReader};
@@ -16,39 +19,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `gsp` binary under test.
+/// The `gsp` binary under test: `GSP_BIN` if set, otherwise the workspace's
+/// own, built here first (once per test process; a no-op when cargo already
+/// built it). Building it here, rather than trusting whatever binary lies in
+/// the target folder, guarantees the tests never run stale code.
 pub fn gsp_bin() -> PathBuf {
     if let Ok(p) = std::env::var("GSP_BIN") {
         return PathBuf::from(p);
     }
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "gsp-node", "--bin", "gsp"])
+            .current_dir(&workspace)
+            .status()
+            .expect("run cargo build for the gsp binary");
+        assert!(status.success(), "building the gsp binary failed");
+    });
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/gsp
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("gsp");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    // A stale binary would test old code. Cargo builds `gsp` for the node
-    // crate's own integration tests, so `--workspace` keeps it current; here
-    // we only check it is not older than the newest build of its library.
-    let newest_lib = std::fs::read_dir(dir.join("deps"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libgsp_node-") && n.ends_with(".rlib"))
-        })
-        .filter_map(|p| modified(&p))
-        .max();
-    match (modified(&bin), newest_lib) {
-        (Some(b), Some(l)) if b >= l => {}
-        (Some(_), None) => {}
-        _ => panic!(
-            "{} is missing or older than the gsp-node library: run the tests with `cargo nextest run --workspace` (or `cargo build -p gsp-node` first)",
-            bin.display()
-        ),
-    }
+    assert!(bin.exists(), "{} was not built", bin.display());
     bin
 }
 
@@ -155,7 +149,7 @@ impl Site {
             }
         };
         Server {
-            child,
+            child: Some(child),
             base,
             token: None,
         }
@@ -164,7 +158,7 @@ impl Site {
 
 /// A running `gsp serve`.
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
     /// Base URL of the local API, e.g. `http://127.0.0.1:41234`.
     pub base: String,
     /// Bearer token after [`Server::login`].
@@ -181,6 +175,24 @@ pub fn http() -> reqwest::blocking::Client {
 }
 
 impl Server {
+    /// A server handle for a child started elsewhere, listening at `base`.
+    pub fn from_child(child: Child, base: String) -> Server {
+        Server {
+            child: Some(child),
+            base,
+            token: None,
+        }
+    }
+
+    /// A handle on a server some other handle owns (dropping it kills nothing).
+    pub fn detached(base: String) -> Server {
+        Server {
+            child: None,
+            base,
+            token: None,
+        }
+    }
+
     /// Logs in; later calls carry the token.
     pub fn login(&mut self, username: &str, password: &str) {
         let r = http()
@@ -216,15 +228,19 @@ impl Server {
 
     /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

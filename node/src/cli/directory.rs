@@ -166,7 +166,7 @@ impl DirectoryArgs {
                 let sec = secretariat::load(&ctx.data_dir)?;
                 let db = ctx.open_db()?;
                 let settings = &ctx.config.directory_server;
-                let validity = Duration::from_secs(settings.snapshot_validity_secs.clamp(60, 30 * 86_400));
+                let validity = Duration::from_secs(settings.snapshot_validity_secs.clamp(1, 30 * 86_400));
                 let server = std::sync::Arc::new(DirectoryServer::new(db, sec, validity)?);
                 let listen = listen.unwrap_or(settings.listen);
                 let workers = settings.workers;

@@ -13,9 +13,14 @@ fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
 
 /// Answers `{code, matches: [{party, pattern, focal_points}], directory}`;
 /// 404 `not_found` when no pattern matches, 503 `directory_unavailable`
-/// without a directory copy, 400 `bad_request` for a malformed code.
+/// without a directory copy, 400 `bad_request` for a malformed code. Needs
+/// an officer's session (focal-point contacts are not public).
 #[get("/api/v1/whois/{code}")]
-pub async fn whois(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+pub async fn whois(
+    _who: super::auth::Officer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
     let code = path.into_inner();
     if code.is_empty() || code.len() > 256 || code.chars().any(char::is_control) {
         return error(

@@ -60,7 +60,11 @@ pub fn hex32(key: &str, value: Option<&str>) -> Result<[u8; 32], FetchError> {
 #[derive(Debug, Clone)]
 pub struct DirectoryClient {
     base: String,
+    /// Presents our certificate (records are for registered nodes).
     http: reqwest::Client,
+    /// Presents none: the public endpoints, and registration (a certificate
+    /// not yet pinned in a record would be refused in the handshake).
+    public: reqwest::Client,
     /// The Secretariat's key, from the settings.
     pub secretariat: VerifyingKey,
 }
@@ -80,13 +84,16 @@ impl DirectoryClient {
         }
         let secretariat = VerifyingKey(hex32("secretariat_key", settings.secretariat_key.as_deref())?);
         let pin = hex32("tls_pin", settings.tls_pin.as_deref())?;
-        let config = tls::client_config(Arc::new(StaticPins::one(pin)), ours)
-            .map_err(|e| FetchError::Config(e.to_string()))?;
-        let http = tls::http_client(config, Duration::from_secs(settings.timeout_secs.max(1)))
-            .map_err(|e| FetchError::Config(e.to_string()))?;
+        let timeout = Duration::from_secs(settings.timeout_secs.max(1));
+        let make = |cert: Option<&TlsCredentials>| {
+            tls::client_config(Arc::new(StaticPins::one(pin)), cert)
+                .and_then(|c| tls::http_client(c, timeout))
+                .map_err(|e| FetchError::Config(e.to_string()))
+        };
         Ok(Self {
             base: url.trim_end_matches('/').to_owned(),
-            http,
+            http: make(ours)?,
+            public: make(None)?,
             secretariat,
         })
     }
@@ -141,9 +148,10 @@ impl DirectoryClient {
         Ok(body)
     }
 
-    async fn get(&self, path: &str) -> Result<Vec<u8>, FetchError> {
+    async fn get(&self, path: &str, registered: bool) -> Result<Vec<u8>, FetchError> {
         let url = format!("{}{path}", self.base);
-        let resp = self.http.get(&url).send().await.map_err(|e| FetchError::Unreachable {
+        let client = if registered { &self.http } else { &self.public };
+        let resp = client.get(&url).send().await.map_err(|e| FetchError::Unreachable {
             url: url.clone(),
             message: error_chain(&e),
         })?;
@@ -156,7 +164,7 @@ impl DirectoryClient {
             Some(f) => format!("/directory/v1/snapshot?from={f}"),
             None => "/directory/v1/snapshot".into(),
         };
-        let body = self.get(&path).await?;
+        let body = self.get(&path, true).await?;
         SnapshotDoc::from_json(&body).map_err(|source| FetchError::Body {
             url: format!("{}{path}", self.base),
             source,
@@ -166,7 +174,7 @@ impl DirectoryClient {
     /// A consistency proof between two sizes.
     pub async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, FetchError> {
         let path = format!("/directory/v1/consistency?from={from}&to={to}");
-        let body = self.get(&path).await?;
+        let body = self.get(&path, false).await?;
         let bad = |m: &str| FetchError::Body {
             url: path.clone(),
             source: DirectoryError::Malformed {
@@ -191,7 +199,7 @@ impl DirectoryClient {
     pub async fn register(&self, submission: &Submission) -> Result<serde_json::Value, FetchError> {
         let url = format!("{}/directory/v1/register", self.base);
         let resp = self
-            .http
+            .public
             .post(&url)
             .json(submission)
             .send()

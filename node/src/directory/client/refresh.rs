@@ -43,13 +43,13 @@ impl OwnParty {
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     /// The directory could not be reached or answered an error (transient).
-    #[error("{0}")]
+    #[error(transparent)]
     Fetch(#[from] FetchError),
     /// What the directory served was refused (alarm raised; last good copy kept).
     #[error("refused the directory's snapshot: {0}")]
     Rejected(DirectoryError),
     /// The verified copy could not be written.
-    #[error("{0}")]
+    #[error(transparent)]
     Save(#[from] cache::CacheError),
 }
 
