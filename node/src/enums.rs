@@ -10,8 +10,7 @@ macro_rules! small_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $( $(#[doc = $doc])* $variant, )*
         }
@@ -39,6 +38,22 @@ macro_rules! small_enum {
             pub fn parse(text: &str) -> Option<$name> {
                 $( if text.eq_ignore_ascii_case($text) { return Some($name::$variant); } )*
                 None
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                $name::parse(&text).ok_or_else(|| {
+                    let names: &[&str] = &[$($text),*];
+                    serde::de::Error::custom(format!("{text:?} is not one of {}", names.join(", ")))
+                })
             }
         }
 

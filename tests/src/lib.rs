@@ -19,31 +19,54 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `gsp` binary under test: `GSP_BIN` if set, otherwise the workspace's
-/// own, built here first (once per test process; a no-op when cargo already
-/// built it). Building it here, rather than trusting whatever binary lies in
-/// the target folder, guarantees the tests never run stale code.
+/// The `gsp` binary under test: `GSP_BIN` if set, otherwise the one cargo
+/// built next to this test (`cargo nextest run --workspace` builds it, since
+/// the node crate has integration tests). Refuses a binary older than any
+/// source file it is built from, so the tests never run stale code.
 pub fn gsp_bin() -> PathBuf {
     if let Ok(p) = std::env::var("GSP_BIN") {
         return PathBuf::from(p);
     }
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-    BUILT.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "gsp-node", "--bin", "gsp"])
-            .current_dir(&workspace)
-            .status()
-            .expect("run cargo build for the gsp binary");
-        assert!(status.success(), "building the gsp binary failed");
-    });
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/gsp
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("gsp");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let newest_source = [
+        "node/src",
+        "node/migrations",
+        "federation-spec/src",
+        "federation-spec/templates",
+        "certs/src",
+    ]
+    .iter()
+    .filter_map(|d| newest_in(&workspace.join(d)))
+    .max();
+    match (built, newest_source) {
+        (Some(b), Some(s)) if b >= s => bin,
+        (Some(_), None) => bin,
+        _ => panic!(
+            "{} is missing or older than its sources: run the tests with `cargo nextest run --workspace` (or `cargo build -p gsp-node` first)",
+            bin.display()
+        ),
+    }
+}
+
+fn newest_in(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_in(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// A data directory and database for one `gsp` instance.

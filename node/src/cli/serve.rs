@@ -1,8 +1,15 @@
-//! `gsp serve`: run the node.
+//! `gsp serve`: run the node — the local API for officers, and, when the
+//! node has an identity (`gsp certs init`) and a directory, the federation
+//! listener, the delivery workers, automatic answers and the directory
+//! refresh.
 
 use super::Context;
+use crate::federation::delivery::Delivery;
+use crate::federation::server::{self as fed_server, FederationState};
+use crate::federation::{Federation, NodeIdentity, Peers, workers};
 use crate::web::{AppState, bind};
 use clap::Args;
+use std::sync::Arc;
 
 /// Arguments of `gsp serve`.
 #[derive(Debug, Args)]
@@ -10,6 +17,9 @@ pub struct ServeArgs {
     /// Override [api] listen, e.g. 127.0.0.1:0 for any free port.
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
+    /// Override [federation] listen, e.g. 127.0.0.1:0 for any free port.
+    #[arg(long, value_name = "ADDR")]
+    federation_listen: Option<std::net::SocketAddr>,
 }
 
 impl ServeArgs {
@@ -19,9 +29,14 @@ impl ServeArgs {
         if let Some(l) = self.listen {
             config.api.listen = l;
         }
+        if let Some(l) = self.federation_listen {
+            config.federation.listen = Some(l);
+        }
+        let config = Arc::new(config);
+        crate::tls::install_default_provider();
         let db = ctx.open_db()?;
         let refresh_every = std::time::Duration::from_secs(config.directory.refresh_secs.max(1));
-        let mut state = AppState::new(db, std::sync::Arc::new(config));
+        let mut state = AppState::new(db, config.clone());
         let refresher = match ctx.config.directory.url {
             Some(_) => Some(super::directory::refresher(ctx, &state.db)?),
             None => None,
@@ -29,16 +44,67 @@ impl ServeArgs {
         if let Some(r) = &refresher {
             state.directory = r.handle.clone();
         }
+
+        // Federation needs our keys and the directory.
+        let keys = NodeIdentity::default_dir(&ctx.data_dir);
+        let federation = match (keys.join("identity.json").exists(), &refresher) {
+            (true, Some(_)) => {
+                let identity = NodeIdentity::load(&keys)
+                    .map_err(|e| anyhow::anyhow!("loading this node's keys: {e}"))?;
+                let peers: Arc<dyn Peers> = Arc::new(state.directory.clone());
+                Some(Arc::new(Federation { identity, peers }))
+            }
+            (true, None) => {
+                tracing::warn!(
+                    "no [directory] url configured: federation is off (the node cannot find or verify other Parties)"
+                );
+                None
+            }
+            (false, _) => {
+                tracing::warn!(keys = %keys.display(), "no node identity (gsp certs init): federation is off");
+                None
+            }
+        };
+        state.federation = federation.clone();
         let backend = state.db.backend();
+        let instance = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "gsp".into()),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
         actix_web::rt::System::new().block_on(async move {
             if let Some(r) = refresher {
                 actix_web::rt::spawn(r.run(refresh_every));
             }
-            let (server, addr) = bind(state)?;
+            let outbox_wake = state.outbox_wake.clone();
+            let db = state.db.clone();
+            let (api, addr) = bind(state)?;
             tracing::info!(%addr, %backend, "local API listening");
-            // One line on stdout that scripts and tests can wait for.
+            // Lines on stdout that scripts and tests can wait for.
             println!("gsp: local API on http://{addr}");
-            server.await
+            let mut servers = vec![api];
+            if let Some(fed) = federation {
+                let arrivals = Arc::new(tokio::sync::Notify::new());
+                if config.federation.listen.is_some() {
+                    let fstate = FederationState {
+                        db: db.clone(),
+                        config: config.clone(),
+                        federation: fed.clone(),
+                        arrivals: arrivals.clone(),
+                    };
+                    let (server, faddr) = fed_server::bind(fstate).map_err(std::io::Error::other)?;
+                    tracing::info!(addr = %faddr, party = %fed.identity.party, "federation listening (mutual TLS 1.3)");
+                    println!("gsp: federation on https://{faddr}");
+                    servers.push(server);
+                } else {
+                    tracing::warn!("no [federation] listen address: this node sends but cannot receive");
+                }
+                let delivery = Delivery::new(db.clone(), config.clone(), fed.clone(), instance);
+                actix_web::rt::spawn(delivery.run(outbox_wake.clone()));
+                actix_web::rt::spawn(workers::automatic_answers(db, config.clone(), fed, arrivals, outbox_wake));
+            }
+            futures_util::future::try_join_all(servers).await.map(|_| ())
         })?;
         Ok(())
     }
