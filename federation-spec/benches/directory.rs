@@ -32,26 +32,64 @@ fn record(party: PartyCode, root: &SigningKey, issued: u64) -> PartyRecord {
         issued: UnixMillis(issued),
         status: RecordStatus::Active,
         root_key: Hex32(root.verifying_key().0),
-        node_urls: vec![format!("https://gsp.{}.example:8443", party.as_str().to_lowercase())],
-        tls_pins: vec![PinEntry { spki_sha256: h("tls"), not_before: UnixMillis(0), not_after: UnixMillis(u64::MAX) }],
-        signing_keys: vec![KeyEntry { public_key: h("sign"), not_before: UnixMillis(0), not_after: UnixMillis(u64::MAX) }],
-        encryption_keys: vec![EncryptionKeyEntry { public_key: h("enc"), not_before: UnixMillis(0), not_after: UnixMillis(u64::MAX), current: true }],
+        node_urls: vec![format!(
+            "https://gsp.{}.example:8443",
+            party.as_str().to_lowercase()
+        )],
+        tls_pins: vec![PinEntry {
+            spki_sha256: h("tls"),
+            not_before: UnixMillis(0),
+            not_after: UnixMillis(u64::MAX),
+        }],
+        signing_keys: vec![KeyEntry {
+            public_key: h("sign"),
+            not_before: UnixMillis(0),
+            not_after: UnixMillis(u64::MAX),
+        }],
+        encryption_keys: vec![EncryptionKeyEntry {
+            public_key: h("enc"),
+            not_before: UnixMillis(0),
+            not_after: UnixMillis(u64::MAX),
+            current: true,
+        }],
         protocol_versions: vec![1],
-        templates: ["uid-verification", "supply-chain-trace", "seizure", "operator-licence", "free-text"]
-            .iter()
-            .map(|n| TemplateEntry { name: (*n).into(), versions: vec![1] })
-            .collect(),
+        templates: [
+            "uid-verification",
+            "supply-chain-trace",
+            "seizure",
+            "operator-licence",
+            "free-text",
+        ]
+        .iter()
+        .map(|n| TemplateEntry {
+            name: (*n).into(),
+            versions: vec![1],
+        })
+        .collect(),
         focal_points: (0..3)
             .map(|i| FocalPoint {
                 name: format!("Officer {i} of {party}"),
                 role: "national focal point".into(),
                 authority: format!("Customs and excise of {party}"),
-                contact: format!("focal{i}@{}.example, +1 555 0100", party.as_str().to_lowercase()),
+                contact: format!(
+                    "focal{i}@{}.example, +1 555 0100",
+                    party.as_str().to_lowercase()
+                ),
             })
             .collect(),
         code_patterns: vec![
-            CodePattern { kind: PatternKind::Regex, pattern: format!("{party}[1-4][0-9A-HJKMNP-TV-Z]{{12}}"), issuer: party, description: "unit-level codes".into() },
-            CodePattern { kind: PatternKind::Prefix, pattern: format!("01{party}"), issuer: party, description: "GS1 codes".into() },
+            CodePattern {
+                kind: PatternKind::Regex,
+                pattern: format!("{party}[1-4][0-9A-HJKMNP-TV-Z]{{12}}"),
+                issuer: party,
+                description: "unit-level codes".into(),
+            },
+            CodePattern {
+                kind: PatternKind::Prefix,
+                pattern: format!("01{party}"),
+                issuer: party,
+                description: "GS1 codes".into(),
+            },
         ],
     }
 }
@@ -67,10 +105,12 @@ struct Setup {
 
 fn setup() -> Setup {
     let key = SigningKey::from_seed(&seed("secretariat")).unwrap();
-    let codes: Vec<PartyCode> = ["ABW", "AFG", "AGO", "ALB", "AND", "ARE", "ARG", "ARM", "ATG", "AUS"]
-        .iter()
-        .map(|c| PartyCode::parse(c).unwrap())
-        .collect();
+    let codes: Vec<PartyCode> = [
+        "ABW", "AFG", "AGO", "ALB", "AND", "ARE", "ARG", "ARM", "ATG", "AUS",
+    ]
+    .iter()
+    .map(|c| PartyCode::parse(c).unwrap())
+    .collect();
     // 200 distinct Party codes: take the first 200 of the ISO table by probing.
     let mut all = Vec::new();
     for a in b'A'..=b'Z' {
@@ -86,10 +126,14 @@ fn setup() -> Setup {
     all.truncate(PARTIES);
     let mut log = MerkleLog::new();
     let mut current = std::collections::BTreeMap::new();
-    let roots: Vec<SigningKey> = all.iter().map(|p| SigningKey::from_seed(&seed(&format!("root {p}"))).unwrap()).collect();
+    let roots: Vec<SigningKey> = all
+        .iter()
+        .map(|p| SigningKey::from_seed(&seed(&format!("root {p}"))).unwrap())
+        .collect();
     for round in 0..2u64 {
         for (p, root) in all.iter().zip(&roots) {
-            let signed = SignedRecord::sign(&record(*p, root, NOW - 1000 + round), root, None).unwrap();
+            let signed =
+                SignedRecord::sign(&record(*p, root, NOW - 1000 + round), root, None).unwrap();
             let i = log.push(LogEntry::record_bytes(&signed, UnixMillis(NOW)));
             current.insert(*p, i);
         }
@@ -99,9 +143,17 @@ fn setup() -> Setup {
     }
     let build = |log: &MerkleLog, cur: &[u64], from: Option<u64>| {
         let cp = Checkpoint::sign(log.len(), log.root(), UnixMillis(NOW), &key);
-        let doc = SnapshotRequest { log, checkpoint: &cp, current: cur, key_changes: &[], from, issued: UnixMillis(NOW), valid_until: UnixMillis(NOW + 7 * 86_400_000) }
-            .build(&key)
-            .unwrap();
+        let doc = SnapshotRequest {
+            log,
+            checkpoint: &cp,
+            current: cur,
+            key_changes: &[],
+            from,
+            issued: UnixMillis(NOW),
+            valid_until: UnixMillis(NOW + 7 * 86_400_000),
+        }
+        .build(&key)
+        .unwrap();
         (serde_json::to_vec(&doc).unwrap(), cp)
     };
     let half = MerkleLog::from_leaves((0..PARTIES as u64).map(|i| log.leaf(i).unwrap().to_vec()));
@@ -109,30 +161,58 @@ fn setup() -> Setup {
     let (old_json, _) = build(&half, &old_cur, None);
     let cur: Vec<u64> = current.values().copied().collect();
     let (new_json, checkpoint) = build(&log, &cur, Some(PARTIES as u64));
-    Setup { old_json, new_json, key, log, current: cur, checkpoint }
+    Setup {
+        old_json,
+        new_json,
+        key,
+        log,
+        current: cur,
+        checkpoint,
+    }
 }
 
 fn bench(c: &mut Criterion) {
     let s = setup();
     let vk = s.key.verifying_key();
     let now = UnixMillis(NOW + 1000);
-    println!("snapshot of {PARTIES} Parties: {} bytes of JSON", s.new_json.len());
-    c.bench_function("verify snapshot of 200 Parties, cold (parse + every check)", |b| {
-        b.iter(|| {
-            let doc = SnapshotDoc::from_json(black_box(&s.new_json)).unwrap();
-            black_box(doc.verify(&vk, now).unwrap())
-        })
-    });
-    let prev = SnapshotDoc::from_json(&s.old_json).unwrap().verify(&vk, now).unwrap();
-    let next = SnapshotDoc::from_json(&s.new_json).unwrap().verify(&vk, now).unwrap();
-    c.bench_function("check_successor (consistency proof, 200 Party histories)", |b| {
-        b.iter(|| black_box(prev.check_successor(black_box(&next)).unwrap()))
-    });
+    println!(
+        "snapshot of {PARTIES} Parties: {} bytes of JSON",
+        s.new_json.len()
+    );
+    c.bench_function(
+        "verify snapshot of 200 Parties, cold (parse + every check)",
+        |b| {
+            b.iter(|| {
+                let doc = SnapshotDoc::from_json(black_box(&s.new_json)).unwrap();
+                black_box(doc.verify(&vk, now).unwrap())
+            })
+        },
+    );
+    let prev = SnapshotDoc::from_json(&s.old_json)
+        .unwrap()
+        .verify(&vk, now)
+        .unwrap();
+    let next = SnapshotDoc::from_json(&s.new_json)
+        .unwrap()
+        .verify(&vk, now)
+        .unwrap();
+    c.bench_function(
+        "check_successor (consistency proof, 200 Party histories)",
+        |b| b.iter(|| black_box(prev.check_successor(black_box(&next)).unwrap())),
+    );
     c.bench_function("build and sign a snapshot of 200 Parties (server)", |b| {
         b.iter(|| {
-            let doc = SnapshotRequest { log: &s.log, checkpoint: &s.checkpoint, current: &s.current, key_changes: &[], from: None, issued: UnixMillis(NOW), valid_until: UnixMillis(NOW + 1) }
-                .build(&s.key)
-                .unwrap();
+            let doc = SnapshotRequest {
+                log: &s.log,
+                checkpoint: &s.checkpoint,
+                current: &s.current,
+                key_changes: &[],
+                from: None,
+                issued: UnixMillis(NOW),
+                valid_until: UnixMillis(NOW + 1),
+            }
+            .build(&s.key)
+            .unwrap();
             black_box(serde_json::to_vec(&doc).unwrap())
         })
     });

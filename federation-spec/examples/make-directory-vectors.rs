@@ -42,11 +42,27 @@ pub fn record(p: &str, root: &SigningKey, issued: u64) -> PartyRecord {
         status: RecordStatus::Active,
         root_key: Hex32(root.verifying_key().0),
         node_urls: vec![format!("https://gsp.{}.example:8443", p.to_lowercase())],
-        tls_pins: vec![PinEntry { spki_sha256: h("tls"), not_before: UnixMillis(NOW - DAY), not_after: UnixMillis(u64::MAX) }],
-        signing_keys: vec![KeyEntry { public_key: h("signing"), not_before: UnixMillis(NOW - DAY), not_after: UnixMillis(u64::MAX) }],
-        encryption_keys: vec![EncryptionKeyEntry { public_key: h("encryption"), not_before: UnixMillis(NOW - DAY), not_after: UnixMillis(u64::MAX), current: true }],
+        tls_pins: vec![PinEntry {
+            spki_sha256: h("tls"),
+            not_before: UnixMillis(NOW - DAY),
+            not_after: UnixMillis(u64::MAX),
+        }],
+        signing_keys: vec![KeyEntry {
+            public_key: h("signing"),
+            not_before: UnixMillis(NOW - DAY),
+            not_after: UnixMillis(u64::MAX),
+        }],
+        encryption_keys: vec![EncryptionKeyEntry {
+            public_key: h("encryption"),
+            not_before: UnixMillis(NOW - DAY),
+            not_after: UnixMillis(u64::MAX),
+            current: true,
+        }],
         protocol_versions: vec![1],
-        templates: vec![TemplateEntry { name: "uid-verification".into(), versions: vec![1] }],
+        templates: vec![TemplateEntry {
+            name: "uid-verification".into(),
+            versions: vec![1],
+        }],
         focal_points: vec![FocalPoint {
             name: format!("Focal point of {p}"),
             role: "national focal point".into(),
@@ -81,10 +97,16 @@ struct Log {
 
 impl Log {
     fn new() -> Self {
-        Self { log: MerkleLog::new(), current: Default::default(), key_changes: vec![] }
+        Self {
+            log: MerkleLog::new(),
+            current: Default::default(),
+            key_changes: vec![],
+        }
     }
     fn add(&mut self, s: &SignedRecord) -> u64 {
-        let i = self.log.push(LogEntry::record_bytes(s, UnixMillis(NOW - DAY)));
+        let i = self
+            .log
+            .push(LogEntry::record_bytes(s, UnixMillis(NOW - DAY)));
         self.current.insert(s.record.party.to_string(), i);
         if s.previous_root_signature.is_some() {
             self.key_changes.push(i);
@@ -117,7 +139,13 @@ fn base() -> Log {
     l
 }
 
-fn vector(name: &str, expect: &str, description: &str, previous: Option<&SnapshotDoc>, snapshot: &SnapshotDoc) -> (String, String) {
+fn vector(
+    name: &str,
+    expect: &str,
+    description: &str,
+    previous: Option<&SnapshotDoc>,
+    snapshot: &SnapshotDoc,
+) -> (String, String) {
     let sec = key("secretariat");
     let v = json!({
         "description": description,
@@ -127,7 +155,10 @@ fn vector(name: &str, expect: &str, description: &str, previous: Option<&Snapsho
         "previous": previous,
         "snapshot": snapshot,
     });
-    (format!("{name}.json"), serde_json::to_string_pretty(&v).unwrap() + "\n")
+    (
+        format!("{name}.json"),
+        serde_json::to_string_pretty(&v).unwrap() + "\n",
+    )
 }
 
 pub fn generate() -> Vec<(String, String)> {
@@ -136,7 +167,13 @@ pub fn generate() -> Vec<(String, String)> {
     let mut out = Vec::new();
     let l = base();
     let ok = l.doc(&sec, issued, None);
-    out.push(vector("ok", "ok", "A snapshot of three Parties (FRA, KEN, BRA), each registered once.", None, &ok));
+    out.push(vector(
+        "ok",
+        "ok",
+        "A snapshot of three Parties (FRA, KEN, BRA), each registered once.",
+        None,
+        &ok,
+    ));
 
     // Rotation (same root key) and a root-key change signed by the old key.
     let mut l2 = base();
@@ -144,7 +181,14 @@ pub fn generate() -> Vec<(String, String)> {
     l2.add(&SignedRecord::sign(&record("KEN", &ken_root, NOW - DAY), &ken_root, None).unwrap());
     let fra_old = key("FRA root");
     let fra_new = key("FRA root 2");
-    l2.add(&SignedRecord::sign(&record("FRA", &fra_new, NOW - DAY), &fra_new, Some(&fra_old)).unwrap());
+    l2.add(
+        &SignedRecord::sign(
+            &record("FRA", &fra_new, NOW - DAY),
+            &fra_new,
+            Some(&fra_old),
+        )
+        .unwrap(),
+    );
     let next = l2.doc(&sec, issued, Some(3));
     out.push(vector("ok-successor", "ok", "A successor of `ok`: KEN updates its record, FRA changes its root key with the old key's signature; consistency proof from size 3.", Some(&ok), &next));
 
@@ -152,42 +196,92 @@ pub fn generate() -> Vec<(String, String)> {
     if let Some(h) = bad.entries[1].inclusion.first_mut() {
         h.0[0] ^= 1;
     }
-    out.push(vector("reject-tampered-inclusion", "bad_proof", "One hash of KEN's inclusion proof has a flipped bit.", None, &bad));
+    out.push(vector(
+        "reject-tampered-inclusion",
+        "bad_proof",
+        "One hash of KEN's inclusion proof has a flipped bit.",
+        None,
+        &bad,
+    ));
     let mut bad = ok.clone();
     bad.entries[1].inclusion.pop();
-    out.push(vector("reject-truncated-inclusion", "bad_proof", "KEN's inclusion proof lacks its last hash.", None, &bad));
+    out.push(vector(
+        "reject-truncated-inclusion",
+        "bad_proof",
+        "KEN's inclusion proof lacks its last hash.",
+        None,
+        &bad,
+    ));
 
     let mut bad = ok.clone();
     let forger = key("not the secretariat");
     let cp = Checkpoint::sign(l.log.len(), l.log.root(), UnixMillis(issued), &sec);
     let cur: Vec<u64> = l.current.values().copied().collect();
-    let forged = SnapshotRequest { log: &l.log, checkpoint: &cp, current: &cur, key_changes: &[], from: None, issued: UnixMillis(issued), valid_until: UnixMillis(issued + 30 * DAY) }
-        .build(&forger)
-        .unwrap();
+    let forged = SnapshotRequest {
+        log: &l.log,
+        checkpoint: &cp,
+        current: &cur,
+        key_changes: &[],
+        from: None,
+        issued: UnixMillis(issued),
+        valid_until: UnixMillis(issued + 30 * DAY),
+    }
+    .build(&forger)
+    .unwrap();
     bad.statement = forged.statement;
-    out.push(vector("reject-forged-statement", "bad_signature", "The statement is signed by a key other than the Secretariat's.", None, &bad));
+    out.push(vector(
+        "reject-forged-statement",
+        "bad_signature",
+        "The statement is signed by a key other than the Secretariat's.",
+        None,
+        &bad,
+    ));
 
     let old = l.doc(&sec, NOW - 8 * DAY, None);
-    out.push(vector("reject-expired", "snapshot_expired", "Issued 8 days before `now`, valid for 7.", None, &old));
+    out.push(vector(
+        "reject-expired",
+        "snapshot_expired",
+        "Issued 8 days before `now`, valid for 7.",
+        None,
+        &old,
+    ));
 
     let mut big = Log::new();
     let root = key("KEN root");
     let mut r = record("KEN", &root, NOW - DAY);
     r.focal_points[0].contact = "x".repeat(70_000);
     big.add(&sign_raw(&r, &root, None));
-    out.push(vector("reject-oversize-record", "too_large", "KEN's record is 70,000 bytes and more (limit 65,536).", None, &big.doc(&sec, issued, None)));
+    out.push(vector(
+        "reject-oversize-record",
+        "too_large",
+        "KEN's record is 70,000 bytes and more (limit 65,536).",
+        None,
+        &big.doc(&sec, issued, None),
+    ));
 
     let mut pat = Log::new();
     let mut r = record("KEN", &root, NOW - DAY);
     r.code_patterns[0].pattern = "KEN([0-9]".into();
     pat.add(&sign_raw(&r, &root, None));
-    out.push(vector("reject-malformed-pattern", "bad_pattern", "KEN's regular expression does not compile.", None, &pat.doc(&sec, issued, None)));
+    out.push(vector(
+        "reject-malformed-pattern",
+        "bad_pattern",
+        "KEN's regular expression does not compile.",
+        None,
+        &pat.doc(&sec, issued, None),
+    ));
 
     // Root-key change without the old key's signature (the Secretariat's swap).
     let mut swap = base();
     let evil = key("KEN evil root");
     swap.add(&SignedRecord::sign(&record("KEN", &evil, NOW - DAY), &evil, None).unwrap());
-    out.push(vector("reject-root-key-swap", "root_key_changed", "After `ok`, KEN's record appears under a new root key without the old key's signature.", Some(&ok), &swap.doc(&sec, issued, Some(3))));
+    out.push(vector(
+        "reject-root-key-swap",
+        "root_key_changed",
+        "After `ok`, KEN's record appears under a new root key without the old key's signature.",
+        Some(&ok),
+        &swap.doc(&sec, issued, Some(3)),
+    ));
 
     let small = {
         let mut s = Log::new();
@@ -195,14 +289,26 @@ pub fn generate() -> Vec<(String, String)> {
         s.add(&SignedRecord::sign(&record("FRA", &fra, NOW - 2 * DAY), &fra, None).unwrap());
         s.doc(&sec, issued, None)
     };
-    out.push(vector("reject-rollback", "rollback", "After `ok` (3 entries) the directory serves a log of 1 entry.", Some(&ok), &small));
+    out.push(vector(
+        "reject-rollback",
+        "rollback",
+        "After `ok` (3 entries) the directory serves a log of 1 entry.",
+        Some(&ok),
+        &small,
+    ));
 
     let mut fork = Log::new();
     for p in ["FRA", "KEN", "BRA"] {
         let root = key(&format!("{p} root"));
         fork.add(&SignedRecord::sign(&record(p, &root, NOW - 2 * DAY + 1), &root, None).unwrap());
     }
-    out.push(vector("reject-fork", "fork", "After `ok` the directory serves another log of the same size.", Some(&ok), &fork.doc(&sec, issued, Some(3))));
+    out.push(vector(
+        "reject-fork",
+        "fork",
+        "After `ok` the directory serves another log of the same size.",
+        Some(&ok),
+        &fork.doc(&sec, issued, Some(3)),
+    ));
 
     let index = json!({
         "format": "gsp-directory-vectors/1",
@@ -211,7 +317,10 @@ pub fn generate() -> Vec<(String, String)> {
             json!({"file": n, "expect": v["expect"], "description": v["description"]})
         }).collect::<Vec<_>>(),
     });
-    out.push(("index.json".into(), serde_json::to_string_pretty(&index).unwrap() + "\n"));
+    out.push((
+        "index.json".into(),
+        serde_json::to_string_pretty(&index).unwrap() + "\n",
+    ));
     out
 }
 

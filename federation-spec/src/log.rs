@@ -37,7 +37,9 @@ pub enum ProofError {
         size: u64,
     },
     /// The sizes cannot be compared (old size above new size, or above the limit).
-    #[error("tree sizes {old} and {new} do not make a consistency question (old must not exceed new)")]
+    #[error(
+        "tree sizes {old} and {new} do not make a consistency question (old must not exceed new)"
+    )]
     BadSizes {
         /// The older size.
         old: u64,
@@ -351,7 +353,8 @@ impl MerkleLog {
             return Ok(Vec::new());
         }
         let log = prefix.as_ref().unwrap_or(self);
-        let additions = usize::try_from(new - old).map_err(|_| ProofError::BadSizes { old, new })?;
+        let additions =
+            usize::try_from(new - old).map_err(|_| ProofError::BadSizes { old, new })?;
         Ok(split(log.tree.prove_consistency(additions).as_bytes()))
     }
 }
@@ -402,7 +405,12 @@ mod tests {
         );
         let t = tree();
         for (i, root) in ROOTS.iter().enumerate() {
-            assert_eq!(hex::encode(t.root_at(i as u64 + 1).unwrap()), *root, "size {}", i + 1);
+            assert_eq!(
+                hex::encode(t.root_at(i as u64 + 1).unwrap()),
+                *root,
+                "size {}",
+                i + 1
+            );
         }
         assert_eq!(t.root(), h(ROOTS[7]));
     }

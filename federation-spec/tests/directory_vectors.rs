@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/make-directory-vectors.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod make_directory_vectors;
 
 use gsp_federation::UnixMillis;
@@ -40,11 +40,15 @@ fn outcome(v: &Value) -> String {
 
 #[test]
 fn every_vector_gives_its_expected_outcome() {
-    let index: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("index.json")).unwrap()).unwrap();
     let list = index["vectors"].as_array().unwrap();
     assert!(list.len() >= 10);
     for e in list {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join(e["file"].as_str().unwrap())).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir().join(e["file"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
         assert_eq!(outcome(&v), v["expect"].as_str().unwrap(), "{}", e["file"]);
     }
 }
@@ -53,6 +57,9 @@ fn every_vector_gives_its_expected_outcome() {
 fn the_generator_reproduces_the_committed_files() {
     for (name, contents) in make_directory_vectors::generate() {
         let committed = std::fs::read_to_string(dir().join(&name)).unwrap_or_default();
-        assert!(committed == contents, "vectors/directory/{name} is stale: run `cargo run -p gsp-federation --example make-directory-vectors`");
+        assert!(
+            committed == contents,
+            "vectors/directory/{name} is stale: run `cargo run -p gsp-federation --example make-directory-vectors`"
+        );
     }
 }

@@ -41,7 +41,12 @@ impl Drop for DirectoryServer {
 
 /// Asserts a command succeeded and returns its stdout.
 pub fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "command failed: {}\n{}", stderr(o), stdout(o));
+    assert!(
+        o.status.success(),
+        "command failed: {}\n{}",
+        stderr(o),
+        stdout(o)
+    );
     stdout(o)
 }
 
@@ -51,7 +56,8 @@ impl DirectorySite {
         let site = Site::new(backend);
         ok(&site.run(&["directory", "init", "--host", "127.0.0.1"]));
         let info: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(site.dir.path().join("secretariat/secretariat.json")).expect("secretariat.json"),
+            &std::fs::read(site.dir.path().join("secretariat/secretariat.json"))
+                .expect("secretariat.json"),
         )
         .expect("json");
         Self { site, info }
@@ -63,7 +69,10 @@ impl DirectorySite {
             .site
             .gsp()
             .args(["directory", "serve", "--listen", "127.0.0.1:0"])
-            .env("GSP_DIRECTORY_SERVER_SNAPSHOT_VALIDITY_SECS", validity_secs.to_string())
+            .env(
+                "GSP_DIRECTORY_SERVER_SNAPSHOT_VALIDITY_SECS",
+                validity_secs.to_string(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -72,7 +81,10 @@ impl DirectorySite {
         let mut lines = BufReader::new(out).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = loop {
-            assert!(Instant::now() < deadline, "gsp directory serve did not start");
+            assert!(
+                Instant::now() < deadline,
+                "gsp directory serve did not start"
+            );
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(u) = line.strip_prefix("gsp: directory on ") {
@@ -108,23 +120,41 @@ impl NodeSite {
     pub fn new(backend: Backend, party: &str, directory: &DirectorySite, url: &str) -> Self {
         let site = Site::new(backend);
         let keys = site.dir.path().join("keys");
-        ok(&site.run(&["certs", "init", "--party", party, "--host", "127.0.0.1", "--out", keys.to_str().expect("utf-8")]));
+        ok(&site.run(&[
+            "certs",
+            "init",
+            "--party",
+            party,
+            "--host",
+            "127.0.0.1",
+            "--out",
+            keys.to_str().expect("utf-8"),
+        ]));
         Self::write_config(&site, party, directory, url);
-        Self { site, party: party.into() }
+        Self {
+            site,
+            party: party.into(),
+        }
     }
 
     /// Rewrites `gsp.toml` (e.g. for a directory on another port).
     pub fn write_config(site: &Site, party: &str, directory: &DirectorySite, url: &str) {
         std::fs::write(
             site.dir.path().join("gsp.toml"),
-            format!("[node]\nparty = \"{party}\"\n\n{}", directory.node_config(url)),
+            format!(
+                "[node]\nparty = \"{party}\"\n\n{}",
+                directory.node_config(url)
+            ),
         )
         .expect("write gsp.toml");
     }
 
     /// `gsp directory record --demo-details` → the signed record's path.
     pub fn record(&self) -> std::path::PathBuf {
-        let out = self.site.dir.path().join(format!("record-{}.json", Instant::now().elapsed().as_nanos()));
+        let out = self.site.dir.path().join(format!(
+            "record-{}.json",
+            Instant::now().elapsed().as_nanos()
+        ));
         ok(&self.site.run(&[
             "directory",
             "record",

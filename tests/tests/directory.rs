@@ -27,20 +27,31 @@ fn secretariat(d: &DirectorySite) -> VerifyingKey {
 }
 
 fn copy_of(n: &NodeSite, d: &DirectorySite) -> gsp_node::directory::VerifiedDirectory {
-    cache::load(n.site.dir.path(), &secretariat(d)).unwrap().expect("a directory copy")
+    cache::load(n.site.dir.path(), &secretariat(d))
+        .unwrap()
+        .expect("a directory copy")
 }
 
 fn status(n: &NodeSite) -> (i32, serde_json::Value) {
     let out = n.site.run(&["status", "--json"]);
-    let v = serde_json::from_str(stdout(&out).trim()).unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+    let v = serde_json::from_str(stdout(&out).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
     (out.status.code().unwrap_or(-1), v)
 }
 
 fn register_and_approve(n: &NodeSite, d: &DirectorySite) {
     let rec = n.record();
-    let out = ok(&n.site.run(&["directory", "register", rec.to_str().unwrap()]));
+    let out = ok(&n
+        .site
+        .run(&["directory", "register", rec.to_str().unwrap()]));
     assert!(out.contains("pending"), "{out}");
-    ok(&d.site.run(&["directory", "approve", &n.party, "--root-fingerprint", &n.root_fingerprint()]));
+    ok(&d.site.run(&[
+        "directory",
+        "approve",
+        &n.party,
+        "--root-fingerprint",
+        &n.root_fingerprint(),
+    ]));
 }
 
 fn code_of(party: &str) -> String {

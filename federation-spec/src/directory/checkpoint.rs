@@ -53,7 +53,10 @@ impl Checkpoint {
             signature: [0; 64],
         };
         let bytes = c.to_bytes();
-        c.signature = key.sign(DOMAIN_CHECKPOINT, bytes.get(..SIGNED_LEN).unwrap_or_default());
+        c.signature = key.sign(
+            DOMAIN_CHECKPOINT,
+            bytes.get(..SIGNED_LEN).unwrap_or_default(),
+        );
         c
     }
 
@@ -110,7 +113,11 @@ impl Checkpoint {
             });
         }
         secretariat
-            .verify(DOMAIN_CHECKPOINT, bytes.get(..SIGNED_LEN).unwrap_or_default(), &c.signature)
+            .verify(
+                DOMAIN_CHECKPOINT,
+                bytes.get(..SIGNED_LEN).unwrap_or_default(),
+                &c.signature,
+            )
             .map_err(|_| DirectoryError::BadSignature {
                 what: "checkpoint".into(),
             })?;
@@ -120,7 +127,10 @@ impl Checkpoint {
     /// Parses the base64 form.
     pub fn from_base64(text: &str, secretariat: &VerifyingKey) -> Result<Self, DirectoryError> {
         if text.len() > 4 * CHECKPOINT_LEN {
-            return Err(DirectoryError::malformed("checkpoint", "base64 text too long"));
+            return Err(DirectoryError::malformed(
+                "checkpoint",
+                "base64 text too long",
+            ));
         }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())

@@ -97,7 +97,11 @@ pub struct LogEntry {
 }
 
 fn put_record(out: &mut Vec<u8>, r: &SignedRecord) {
-    out.extend_from_slice(&u32::try_from(r.bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(r.bytes.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(&r.bytes);
     out.extend_from_slice(&r.root_signature);
 }

@@ -62,7 +62,9 @@ pub enum DirectoryError {
         registered: String,
     },
     /// A record is not newer than the one already accepted.
-    #[error("record of {party} was issued at {issued}, not after the current record's {current}: refused as stale or replayed")]
+    #[error(
+        "record of {party} was issued at {issued}, not after the current record's {current}: refused as stale or replayed"
+    )]
     Stale {
         /// The Party.
         party: String,
@@ -87,7 +89,9 @@ pub enum DirectoryError {
     Fork(String),
     /// A Party's root key changed without a record signed by the old key or a
     /// Secretariat re-registration.
-    #[error("root key of {party} changed from {from} to {to} without a record signed by the old root key or a logged re-registration")]
+    #[error(
+        "root key of {party} changed from {from} to {to} without a record signed by the old root key or a logged re-registration"
+    )]
     RootKeyChanged {
         /// The Party.
         party: String,
@@ -97,7 +101,9 @@ pub enum DirectoryError {
         to: String,
     },
     /// The snapshot's validity period is over (or has not begun).
-    #[error("the directory snapshot is valid from {issued} to {valid_until} (Unix ms); it is now {now}")]
+    #[error(
+        "the directory snapshot is valid from {issued} to {valid_until} (Unix ms); it is now {now}"
+    )]
     Expired {
         /// Start.
         issued: u64,

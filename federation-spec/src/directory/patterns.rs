@@ -58,7 +58,10 @@ pub fn compile(p: &CodePattern) -> Result<CompiledPattern, String> {
                 regex::Error::CompiledTooBig(limit) => {
                     format!("compiles to more than {limit} bytes: simplify it")
                 }
-                other => format!("not a valid regular expression: {}", one_line(&other.to_string())),
+                other => format!(
+                    "not a valid regular expression: {}",
+                    one_line(&other.to_string())
+                ),
             }),
     }
 }
@@ -93,7 +96,14 @@ mod tests {
 
     #[test]
     fn malformed_and_costly_patterns_are_refused() {
-        for bad in ["(", "[a-", "a{99999}", "(?<=x)y", "\\1", "((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))"] {
+        for bad in [
+            "(",
+            "[a-",
+            "a{99999}",
+            "(?<=x)y",
+            "\\1",
+            "((((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))))",
+        ] {
             assert!(compile(&pat(PatternKind::Regex, bad)).is_err(), "{bad}");
         }
         let err = compile(&pat(PatternKind::Regex, "(\\w{50}){50}")).unwrap_err();

@@ -248,7 +248,10 @@ impl PartyRecord {
         ];
         for (name, len) in lists {
             if len > limits::KEYS {
-                return Err(bad(format!("{name} has {len} entries, at most {} allowed", limits::KEYS)));
+                return Err(bad(format!(
+                    "{name} has {len} entries, at most {} allowed",
+                    limits::KEYS
+                )));
             }
             if self.status == RecordStatus::Active && len == 0 {
                 return Err(bad(format!("{name} is empty in an active record")));
@@ -296,7 +299,10 @@ impl PartyRecord {
             return Err(bad("/protocol_versions must include 1".into()));
         }
         if self.templates.len() > limits::TEMPLATES {
-            return Err(bad(format!("/templates has more than {} entries", limits::TEMPLATES)));
+            return Err(bad(format!(
+                "/templates has more than {} entries",
+                limits::TEMPLATES
+            )));
         }
         for (i, t) in self.templates.iter().enumerate() {
             let name_ok = !t.name.is_empty()
@@ -330,8 +336,12 @@ impl PartyRecord {
                 limits::NAME,
             )
             .map_err(bad)?;
-            check_text(&format!("/focal_points/{i}/contact"), &f.contact, limits::TEXT)
-                .map_err(bad)?;
+            check_text(
+                &format!("/focal_points/{i}/contact"),
+                &f.contact,
+                limits::TEXT,
+            )
+            .map_err(bad)?;
         }
         if self.code_patterns.len() > limits::PATTERNS {
             return Err(bad(format!(
@@ -451,9 +461,8 @@ impl SignedRecord {
                 limit: MAX_RECORD_BYTES,
             });
         }
-        let record: PartyRecord = serde_json::from_slice(bytes).map_err(|e| {
-            DirectoryError::record(None, format!("not a valid record: {e}"))
-        })?;
+        let record: PartyRecord = serde_json::from_slice(bytes)
+            .map_err(|e| DirectoryError::record(None, format!("not a valid record: {e}")))?;
         record.validate()?;
         record
             .root_key()
@@ -476,11 +485,13 @@ impl SignedRecord {
     /// Checks that `previous` (the root key registered before) signed this
     /// record: the proof a root-key change is the Party's own.
     pub fn verify_previous(&self, previous: &VerifyingKey) -> Result<(), DirectoryError> {
-        let sig = self.previous_root_signature.ok_or_else(|| DirectoryError::WrongRootKey {
-            party: self.record.party.to_string(),
-            got: fingerprint(&self.record.root_key.0),
-            registered: previous.fingerprint(),
-        })?;
+        let sig = self
+            .previous_root_signature
+            .ok_or_else(|| DirectoryError::WrongRootKey {
+                party: self.record.party.to_string(),
+                got: fingerprint(&self.record.root_key.0),
+                registered: previous.fingerprint(),
+            })?;
         previous
             .verify(domain::DIRECTORY_RECORD, &self.bytes, &sig)
             .map_err(|_| DirectoryError::WrongRootKey {
@@ -552,7 +563,9 @@ impl Submission {
     pub fn open(&self) -> Result<SignedRecord, DirectoryError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&self.record)
-            .map_err(|e| DirectoryError::malformed("submission /record", format!("not base64: {e}")))?;
+            .map_err(|e| {
+                DirectoryError::malformed("submission /record", format!("not base64: {e}"))
+            })?;
         let root = sig64("submission /root_signature", &self.root_signature)?;
         let prev = self
             .previous_root_signature

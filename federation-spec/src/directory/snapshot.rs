@@ -17,12 +17,12 @@
 //! | bytes[8] key_id | bytes[64] signature
 //! ```
 
+use super::DOMAIN_SNAPSHOT;
 use super::checkpoint::Checkpoint;
 use super::entry::{EntryKind, LogEntry};
 use super::error::DirectoryError;
 use super::record::Hex32;
 use super::rules::{self, PartyState, Transition};
-use super::DOMAIN_SNAPSHOT;
 use crate::encoding::Reader;
 use crate::keys::{KeyId, SigningKey, VerifyingKey, fingerprint};
 use crate::log::{self, Hash, MerkleLog, ProofError};
@@ -120,7 +120,9 @@ impl Statement {
         let valid_until = UnixMillis(r.u64("valid_until").map_err(dec)?);
         let count = usize::try_from(r.u32("count").map_err(dec)?).unwrap_or(usize::MAX);
         if count > MAX_SNAPSHOT_ENTRIES {
-            return Err(bad(format!("lists {count} entries, at most {MAX_SNAPSHOT_ENTRIES}")));
+            return Err(bad(format!(
+                "lists {count} entries, at most {MAX_SNAPSHOT_ENTRIES}"
+            )));
         }
         let mut entries = Vec::with_capacity(count);
         for _ in 0..count {
@@ -256,7 +258,9 @@ fn hashes(what: &str, list: &[Hex32]) -> Result<Vec<Hash>, DirectoryError> {
 }
 
 fn prove(log: &MerkleLog, index: u64, size: u64) -> Result<ProvenEntry, ProofError> {
-    let leaf = log.leaf(index).ok_or(ProofError::IndexOutOfRange { index, size })?;
+    let leaf = log
+        .leaf(index)
+        .ok_or(ProofError::IndexOutOfRange { index, size })?;
     Ok(ProvenEntry {
         index,
         entry: base64::engine::general_purpose::STANDARD.encode(leaf),
@@ -317,7 +321,11 @@ impl SnapshotRequest<'_> {
         let mut history = Vec::new();
         let mut consistency = None;
         if let Some(from) = from {
-            for &i in self.key_changes.iter().filter(|i| **i >= from && **i < size) {
+            for &i in self
+                .key_changes
+                .iter()
+                .filter(|i| **i >= from && **i < size)
+            {
                 history.push(prove(self.log, i, size)?);
             }
             consistency = Some(ConsistencyDoc {
@@ -411,7 +419,11 @@ impl SnapshotDoc {
         let checkpoint =
             Checkpoint::parse(&b64("checkpoint", &self.checkpoint, 256)?, secretariat)?;
         let statement = Statement::parse(
-            &b64("snapshot statement", &self.statement, 48 * MAX_SNAPSHOT_ENTRIES + 256)?,
+            &b64(
+                "snapshot statement",
+                &self.statement,
+                48 * MAX_SNAPSHOT_ENTRIES + 256,
+            )?,
             secretariat,
         )?;
         if statement.size != checkpoint.size || statement.root != checkpoint.root {

@@ -9,11 +9,11 @@
 //! arguments and prints.
 
 use super::Context;
+use crate::directory::alarms::AlarmSink;
 use crate::directory::client::refresh::{OwnParty, Refresher};
 use crate::directory::client::{DirectoryHandle, cache, fetch::DirectoryClient};
 use crate::directory::record::{RecordInputs, build_record, demo_details};
 use crate::directory::server::{DirectoryServer, admin, http, secretariat};
-use crate::directory::alarms::AlarmSink;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use gsp_federation::directory::{CodePattern, FocalPoint, RecordStatus, Submission, TemplateEntry};
@@ -146,7 +146,9 @@ pub fn keys_dir(ctx: &Context) -> PathBuf {
 
 /// A directory client for this node, presenting its TLS certificate when it has one.
 pub fn client(ctx: &Context) -> anyhow::Result<DirectoryClient> {
-    let tls = gsp_certs::Identity::load(&keys_dir(ctx)).ok().and_then(|id| id.tls().ok());
+    let tls = gsp_certs::Identity::load(&keys_dir(ctx))
+        .ok()
+        .and_then(|id| id.tls().ok());
     Ok(DirectoryClient::new(&ctx.config.directory, tls.as_ref())?)
 }
 
@@ -158,15 +160,25 @@ impl DirectoryArgs {
             DirectoryCommand::Init { hosts, force } => {
                 let info = secretariat::init(&ctx.data_dir, &hosts, force, now)?;
                 let listen = ctx.config.directory_server.listen;
-                println!("Secretariat key fingerprint (publish it through official channels):\n  {}\n", info.fingerprint);
-                println!("Every node's gsp.toml needs:\n\n[directory]\nurl = \"https://{}:{}\"\nsecretariat_key = \"{}\"\ntls_pin = \"{}\"", hosts.first().map(String::as_str).unwrap_or("HOST"), listen.port(), info.secretariat_key, info.tls_pin);
+                println!(
+                    "Secretariat key fingerprint (publish it through official channels):\n  {}\n",
+                    info.fingerprint
+                );
+                println!(
+                    "Every node's gsp.toml needs:\n\n[directory]\nurl = \"https://{}:{}\"\nsecretariat_key = \"{}\"\ntls_pin = \"{}\"",
+                    hosts.first().map(String::as_str).unwrap_or("HOST"),
+                    listen.port(),
+                    info.secretariat_key,
+                    info.tls_pin
+                );
                 Ok(())
             }
             DirectoryCommand::Serve { listen } => {
                 let sec = secretariat::load(&ctx.data_dir)?;
                 let db = ctx.open_db()?;
                 let settings = &ctx.config.directory_server;
-                let validity = Duration::from_secs(settings.snapshot_validity_secs.clamp(1, 30 * 86_400));
+                let validity =
+                    Duration::from_secs(settings.snapshot_validity_secs.clamp(1, 30 * 86_400));
                 let server = std::sync::Arc::new(DirectoryServer::new(db, sec, validity)?);
                 let listen = listen.unwrap_or(settings.listen);
                 let workers = settings.workers;
@@ -178,7 +190,10 @@ impl DirectoryArgs {
                 })?;
                 Ok(())
             }
-            DirectoryCommand::Approve { party, root_fingerprint } => {
+            DirectoryCommand::Approve {
+                party,
+                root_fingerprint,
+            } => {
                 let db = ctx.open_db()?;
                 let key = secretariat::load_key(&ctx.data_dir)?.verifying_key();
                 let index = admin::approve(&db, &key, party, &root_fingerprint, now)?;
@@ -192,12 +207,19 @@ impl DirectoryArgs {
                 println!("{party} revoked: log entry {index}.");
                 Ok(())
             }
-            DirectoryCommand::Reregister { file, root_fingerprint, reason } => {
+            DirectoryCommand::Reregister {
+                file,
+                root_fingerprint,
+                reason,
+            } => {
                 let submission = read_submission(&file)?;
                 let db = ctx.open_db()?;
                 let key = secretariat::load_key(&ctx.data_dir)?;
-                let index = admin::reregister(&db, &key, &submission, &root_fingerprint, &reason, now)?;
-                println!("Re-registered: log entry {index}. Every node sees it; the Party's own node raises an alarm.");
+                let index =
+                    admin::reregister(&db, &key, &submission, &root_fingerprint, &reason, now)?;
+                println!(
+                    "Re-registered: log entry {index}. Every node sees it; the Party's own node raises an alarm."
+                );
                 Ok(())
             }
             DirectoryCommand::List { json } => {
@@ -205,7 +227,10 @@ impl DirectoryArgs {
                 let key = secretariat::load_key(&ctx.data_dir)?.verifying_key();
                 let (list, size) = admin::list(&db, &key)?;
                 if json {
-                    println!("{}", serde_json::json!({"tree_size": size, "parties": list}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"tree_size": size, "parties": list})
+                    );
                     return Ok(());
                 }
                 println!("Log: {size} entries.");
@@ -214,14 +239,23 @@ impl DirectoryArgs {
                         "{:<4} {:<9} {} {}  {}",
                         l.party,
                         l.state,
-                        l.index.map(|i| format!("entry {i:<5}")).unwrap_or_else(|| "pending    ".into()),
+                        l.index
+                            .map(|i| format!("entry {i:<5}"))
+                            .unwrap_or_else(|| "pending    ".into()),
                         l.root_fingerprint,
                         l.urls.join(" ")
                     );
                 }
                 Ok(())
             }
-            DirectoryCommand::Record { keys, urls, details, demo_details: demo, withdraw, out } => {
+            DirectoryCommand::Record {
+                keys,
+                urls,
+                details,
+                demo_details: demo,
+                withdraw,
+                out,
+            } => {
                 let dir = keys.unwrap_or_else(|| keys_dir(ctx));
                 let identity = gsp_certs::Identity::load(&dir)?;
                 let mut d = match details {
@@ -244,13 +278,18 @@ impl DirectoryArgs {
                     focal_points: d.focal_points,
                     code_patterns: d.code_patterns,
                     templates: d.templates,
-                    status: if withdraw { RecordStatus::Revoked } else { RecordStatus::Active },
+                    status: if withdraw {
+                        RecordStatus::Revoked
+                    } else {
+                        RecordStatus::Active
+                    },
                     issued: now,
                 };
                 let signed = build_record(&identity, &inputs, None)?;
                 let mut json = serde_json::to_vec_pretty(&signed.to_submission())?;
                 json.push(b'\n');
-                cache::write_atomic(&out, &json).with_context(|| format!("writing {}", out.display()))?;
+                cache::write_atomic(&out, &json)
+                    .with_context(|| format!("writing {}", out.display()))?;
                 println!(
                     "Signed record of {} written to {} (root key {}).\nSubmit it with `gsp directory register {}`.",
                     identity.doc.party,
@@ -262,9 +301,13 @@ impl DirectoryArgs {
             }
             DirectoryCommand::Register { file } => {
                 let submission = read_submission(&file)?;
-                submission.open().with_context(|| format!("{}", file.display()))?;
+                submission
+                    .open()
+                    .with_context(|| format!("{}", file.display()))?;
                 let client = client(ctx)?;
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
                 let answer = rt.block_on(client.register(&submission))?;
                 match answer["status"].as_str() {
                     Some("pending") => println!(
@@ -282,13 +325,22 @@ impl DirectoryArgs {
             }
             DirectoryCommand::Refresh => {
                 let refresher = refresher(ctx, &ctx.open_db()?)?;
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
                 let report = rt.block_on(refresher.refresh_once())?;
                 println!(
                     "Directory copy verified and kept: {} log entries (was {}), {} Parties in service.",
                     report.size,
-                    report.previous_size.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
-                    refresher.handle.current().map(|c| c.active_parties().len()).unwrap_or(0)
+                    report
+                        .previous_size
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                    refresher
+                        .handle
+                        .current()
+                        .map(|c| c.active_parties().len())
+                        .unwrap_or(0)
                 );
                 for a in report.own_alarms {
                     println!("ALARM: {a}");
@@ -307,7 +359,10 @@ pub fn refresher(ctx: &Context, db: &crate::storage::Database) -> anyhow::Result
     let copy = match cache::load(&ctx.data_dir, &client.secretariat) {
         Ok(c) => c,
         Err(e) => {
-            alarms.raise_blocking(crate::directory::alarms::kind::DIRECTORY_REJECTED, &e.to_string());
+            alarms.raise_blocking(
+                crate::directory::alarms::kind::DIRECTORY_REJECTED,
+                &e.to_string(),
+            );
             None
         }
     };

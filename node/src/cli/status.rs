@@ -54,7 +54,10 @@ impl StatusArgs {
         let mut dir = serde_json::Value::Null;
         let mut lines = Vec::new();
         if settings.url.is_some() {
-            let key = VerifyingKey(hex32("secretariat_key", settings.secretariat_key.as_deref())?);
+            let key = VerifyingKey(hex32(
+                "secretariat_key",
+                settings.secretariat_key.as_deref(),
+            )?);
             let refresh = cache::load_status(&ctx.data_dir);
             match cache::load(&ctx.data_dir, &key) {
                 Ok(Some(copy)) => {
@@ -62,11 +65,28 @@ impl StatusArgs {
                     let usable = copy.usable(now);
                     healthy &= usable.is_ok();
                     let left = copy.snapshot.valid_until.0.saturating_sub(now.0);
-                    lines.push(format!("Directory {}:", settings.url.as_deref().unwrap_or_default()));
-                    lines.push(format!("  checkpoint: {} entries, root {}, signed {}", c.size, hex::encode(c.root), format_instant(c.time)));
-                    lines.push(format!("  fetched {} ({} ago); {} Parties in service", format_instant(copy.fetched_at), human(now.0.saturating_sub(copy.fetched_at.0)), copy.active_parties().len()));
+                    lines.push(format!(
+                        "Directory {}:",
+                        settings.url.as_deref().unwrap_or_default()
+                    ));
+                    lines.push(format!(
+                        "  checkpoint: {} entries, root {}, signed {}",
+                        c.size,
+                        hex::encode(c.root),
+                        format_instant(c.time)
+                    ));
+                    lines.push(format!(
+                        "  fetched {} ({} ago); {} Parties in service",
+                        format_instant(copy.fetched_at),
+                        human(now.0.saturating_sub(copy.fetched_at.0)),
+                        copy.active_parties().len()
+                    ));
                     match &usable {
-                        Ok(()) => lines.push(format!("  valid until {} ({} left)", format_instant(copy.snapshot.valid_until), human(left))),
+                        Ok(()) => lines.push(format!(
+                            "  valid until {} ({} left)",
+                            format_instant(copy.snapshot.valid_until),
+                            human(left)
+                        )),
                         Err(why) => lines.push(format!("  EXPIRED: {why}")),
                     }
                     dir = serde_json::json!({
@@ -101,31 +121,51 @@ impl StatusArgs {
                 ));
             }
             if let serde_json::Value::Object(m) = &mut dir {
-                m.insert("last_refresh".into(), serde_json::to_value(&refresh).unwrap_or_default());
+                m.insert(
+                    "last_refresh".into(),
+                    serde_json::to_value(&refresh).unwrap_or_default(),
+                );
             }
         } else {
             lines.push("Directory: not configured ([directory] url unset).".into());
         }
         if self.json {
-            println!("{}", serde_json::json!({
-                "healthy": healthy,
-                "party": ctx.config.node.party,
-                "directory": dir,
-                "alarms": open,
-                "alarm_counts": counts.iter().map(|(k, n)| (k.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
-            }));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "healthy": healthy,
+                    "party": ctx.config.node.party,
+                    "directory": dir,
+                    "alarms": open,
+                    "alarm_counts": counts.iter().map(|(k, n)| (k.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+                })
+            );
             return Ok(healthy);
         }
-        println!("GSP node {} ({})", ctx.config.node.party.as_deref().unwrap_or("party not set"), ctx.config.node.name);
+        println!(
+            "GSP node {} ({})",
+            ctx.config.node.party.as_deref().unwrap_or("party not set"),
+            ctx.config.node.name
+        );
         for l in lines {
             println!("{l}");
         }
         if open.is_empty() {
             println!("Alarms: none open.");
         } else {
-            println!("ALARMS ({} open; acknowledge with `gsp status --ack ID`):", open.len());
+            println!(
+                "ALARMS ({} open; acknowledge with `gsp status --ack ID`):",
+                open.len()
+            );
             for a in &open {
-                println!("  [{}] {} since {} (x{}): {}", a.id, a.kind, format_instant(UnixMillis(u64::try_from(a.raised_at).unwrap_or(0))), a.occurrences, a.message);
+                println!(
+                    "  [{}] {} since {} (x{}): {}",
+                    a.id,
+                    a.kind,
+                    format_instant(UnixMillis(u64::try_from(a.raised_at).unwrap_or(0))),
+                    a.occurrences,
+                    a.message
+                );
             }
         }
         if !counts.is_empty() {

@@ -21,25 +21,37 @@ pub struct WhoisArgs {
 impl WhoisArgs {
     /// Looks the code up; exits 1 when no pattern matches.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let key = VerifyingKey(hex32("secretariat_key", ctx.config.directory.secretariat_key.as_deref())?);
+        let key = VerifyingKey(hex32(
+            "secretariat_key",
+            ctx.config.directory.secretariat_key.as_deref(),
+        )?);
         let copy = cache::load(&ctx.data_dir, &key)?.ok_or_else(|| {
-            anyhow::anyhow!("no directory copy in {}: run `gsp directory refresh` (or `gsp serve`) first", ctx.data_dir.display())
+            anyhow::anyhow!(
+                "no directory copy in {}: run `gsp directory refresh` (or `gsp serve`) first",
+                ctx.data_dir.display()
+            )
         })?;
         let code = self.code.trim();
         let matches = copy.whois(code);
         let stale = copy.usable(UnixMillis::now()).err();
         if self.json {
-            println!("{}", serde_json::json!({
-                "code": code,
-                "matches": matches,
-                "directory": {"tree_size": copy.checkpoint().size, "valid_until": copy.snapshot.valid_until, "stale": stale.as_ref().map(|s| s.0.clone())},
-            }));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "code": code,
+                    "matches": matches,
+                    "directory": {"tree_size": copy.checkpoint().size, "valid_until": copy.snapshot.valid_until, "stale": stale.as_ref().map(|s| s.0.clone())},
+                })
+            );
         } else {
             if let Some(s) = &stale {
                 eprintln!("warning: {s}");
             }
             for m in &matches {
-                println!("{code} matches a pattern of {} (issuer {}): {} — {}", m.party, m.pattern.issuer, m.pattern.pattern, m.pattern.description);
+                println!(
+                    "{code} matches a pattern of {} (issuer {}): {} — {}",
+                    m.party, m.pattern.issuer, m.pattern.pattern, m.pattern.description
+                );
                 for f in &m.focal_points {
                     println!("  {} — {}, {}: {}", f.name, f.role, f.authority, f.contact);
                 }

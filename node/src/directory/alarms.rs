@@ -114,7 +114,11 @@ pub fn counts(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StorageErro
 }
 
 /// Acknowledges an alarm; false if there is no open alarm with that id.
-pub fn acknowledge(conn: &mut DbConnection, id: i64, now: UnixMillis) -> Result<bool, StorageError> {
+pub fn acknowledge(
+    conn: &mut DbConnection,
+    id: i64,
+    now: UnixMillis,
+) -> Result<bool, StorageError> {
     let n = diesel::update(
         node_alarms::table
             .find(id)

@@ -4,12 +4,12 @@
 //! [`build_record`] directly.
 
 use gsp_certs::Identity;
+use gsp_federation::UnixMillis;
 use gsp_federation::directory::{
     CodePattern, DirectoryError, EncryptionKeyEntry, FocalPoint, Hex32, KeyEntry, PartyRecord,
     PinEntry, RecordStatus, SignedRecord, TemplateEntry, record::RECORD_FORMAT,
 };
 use gsp_federation::keys::SigningKey;
-use gsp_federation::UnixMillis;
 
 /// The templates this implementation understands (all of `federation-spec/templates`).
 pub const KNOWN_TEMPLATES: [&str; 5] = [
@@ -53,7 +53,8 @@ pub enum RecordError {
 
 fn hex32(what: &str, s: &str) -> Result<Hex32, RecordError> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).map_err(|_| RecordError::Identity(format!("{what} is not 32 bytes of hex")))?;
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| RecordError::Identity(format!("{what} is not 32 bytes of hex")))?;
     Ok(Hex32(out))
 }
 

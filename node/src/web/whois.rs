@@ -8,7 +8,8 @@ use actix_web::{HttpResponse, get, web};
 use gsp_federation::UnixMillis;
 
 fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({"error": {"code": code, "message": message}}))
+    HttpResponse::build(status)
+        .json(serde_json::json!({"error": {"code": code, "message": message}}))
 }
 
 /// Answers `{code, matches: [{party, pattern, focal_points}], directory}`;
@@ -42,7 +43,10 @@ pub async fn whois(
         return error(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no Party's code pattern matches {:?}", code.chars().take(64).collect::<String>()),
+            format!(
+                "no Party's code pattern matches {:?}",
+                code.chars().take(64).collect::<String>()
+            ),
         );
     }
     HttpResponse::Ok().json(serde_json::json!({

@@ -10,9 +10,9 @@
 //! rollback, but [`super::VerifiedDirectory::usable`] then refuses federation.
 
 use super::VerifiedDirectory;
+use gsp_federation::UnixMillis;
 use gsp_federation::directory::{DirectoryError, SnapshotDoc};
 use gsp_federation::keys::VerifyingKey;
-use gsp_federation::UnixMillis;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +82,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -94,7 +96,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Saves a copy that has just been verified.
-pub fn save(data_dir: &Path, doc: &SnapshotDoc, secretariat: &VerifyingKey, fetched_at: UnixMillis) -> Result<(), CacheError> {
+pub fn save(
+    data_dir: &Path,
+    doc: &SnapshotDoc,
+    secretariat: &VerifyingKey,
+    fetched_at: UnixMillis,
+) -> Result<(), CacheError> {
     let path = data_dir.join(CACHE_FILE);
     let file = CacheFile {
         format: FORMAT.into(),
@@ -110,7 +117,10 @@ pub fn save(data_dir: &Path, doc: &SnapshotDoc, secretariat: &VerifyingKey, fetc
 }
 
 /// Loads and re-verifies the copy, if there is one.
-pub fn load(data_dir: &Path, secretariat: &VerifyingKey) -> Result<Option<VerifiedDirectory>, CacheError> {
+pub fn load(
+    data_dir: &Path,
+    secretariat: &VerifyingKey,
+) -> Result<Option<VerifiedDirectory>, CacheError> {
     let path = data_dir.join(CACHE_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -137,7 +147,11 @@ pub fn load(data_dir: &Path, secretariat: &VerifyingKey) -> Result<Option<Verifi
         .snapshot
         .verify_ignoring_time(secretariat)
         .map_err(|source| CacheError::Invalid { path, source })?;
-    Ok(Some(VerifiedDirectory::new(verified, *secretariat, file.fetched_at)))
+    Ok(Some(VerifiedDirectory::new(
+        verified,
+        *secretariat,
+        file.fetched_at,
+    )))
 }
 
 /// Reads the last refresh outcome (default when absent or unreadable).

@@ -74,15 +74,23 @@ const MAX_RESPONSE: usize = gsp_federation::directory::snapshot::MAX_SNAPSHOT_BY
 
 impl DirectoryClient {
     /// A client from `[directory]`, presenting `ours` as client certificate when given.
-    pub fn new(settings: &DirectorySettings, ours: Option<&TlsCredentials>) -> Result<Self, FetchError> {
+    pub fn new(
+        settings: &DirectorySettings,
+        ours: Option<&TlsCredentials>,
+    ) -> Result<Self, FetchError> {
         let url = settings
             .url
             .as_deref()
             .ok_or_else(|| FetchError::Config("[directory] url is not set".into()))?;
         if !url.starts_with("https://") {
-            return Err(FetchError::Config(format!("[directory] url {url:?} must start with https://")));
+            return Err(FetchError::Config(format!(
+                "[directory] url {url:?} must start with https://"
+            )));
         }
-        let secretariat = VerifyingKey(hex32("secretariat_key", settings.secretariat_key.as_deref())?);
+        let secretariat = VerifyingKey(hex32(
+            "secretariat_key",
+            settings.secretariat_key.as_deref(),
+        )?);
         let pin = hex32("tls_pin", settings.tls_pin.as_deref())?;
         let timeout = Duration::from_secs(settings.timeout_secs.max(1));
         let make = |cert: Option<&TlsCredentials>| {
@@ -151,10 +159,14 @@ impl DirectoryClient {
     async fn get(&self, path: &str, registered: bool) -> Result<Vec<u8>, FetchError> {
         let url = format!("{}{path}", self.base);
         let client = if registered { &self.http } else { &self.public };
-        let resp = client.get(&url).send().await.map_err(|e| FetchError::Unreachable {
-            url: url.clone(),
-            message: error_chain(&e),
-        })?;
+        let resp = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| FetchError::Unreachable {
+                url: url.clone(),
+                message: error_chain(&e),
+            })?;
         self.read(resp, &url).await
     }
 
@@ -182,7 +194,8 @@ impl DirectoryClient {
                 message: m.into(),
             },
         };
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad(&e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| bad(&e.to_string()))?;
         let list = v["proof"].as_array().ok_or_else(|| bad("no proof list"))?;
         list.iter()
             .take(64)

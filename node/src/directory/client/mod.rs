@@ -48,9 +48,9 @@ pub enum PeerCheckpoint {
     /// Different sizes: consistent only if a consistency proof says so.
     NeedsProof {
         /// Our checkpoint.
-        ours: Checkpoint,
+        ours: Box<Checkpoint>,
         /// Theirs.
-        theirs: Checkpoint,
+        theirs: Box<Checkpoint>,
     },
     /// Same size, different roots: the directory shows different histories.
     Inconsistent(String),
@@ -81,7 +81,11 @@ const SKEW: Duration = Duration::from_secs(300);
 
 impl VerifiedDirectory {
     /// Wraps a verified snapshot.
-    pub fn new(snapshot: VerifiedSnapshot, secretariat: VerifyingKey, fetched_at: UnixMillis) -> Self {
+    pub fn new(
+        snapshot: VerifiedSnapshot,
+        secretariat: VerifyingKey,
+        fetched_at: UnixMillis,
+    ) -> Self {
         Self {
             snapshot,
             secretariat,
@@ -120,7 +124,8 @@ impl VerifiedDirectory {
 
     /// A Party's record if it is in service.
     pub fn active(&self, party: PartyCode) -> Option<&PartyRecord> {
-        self.record(party).filter(|r| r.status == RecordStatus::Active)
+        self.record(party)
+            .filter(|r| r.status == RecordStatus::Active)
     }
 
     /// Parties in service.
@@ -221,14 +226,19 @@ impl VerifiedDirectory {
                 ))
             }
         } else {
-            PeerCheckpoint::NeedsProof { ours, theirs }
+            PeerCheckpoint::NeedsProof {
+                ours: Box::new(ours),
+                theirs: Box::new(theirs),
+            }
         })
     }
 }
 
 impl gsp_federation::SenderKeys for VerifiedDirectory {
     fn signing_keys(&self, party: PartyCode) -> Vec<SenderKey> {
-        self.active(party).map(PartyRecord::sender_keys).unwrap_or_default()
+        self.active(party)
+            .map(PartyRecord::sender_keys)
+            .unwrap_or_default()
     }
 }
 
@@ -248,7 +258,9 @@ pub struct DirectoryHandle {
 
 impl std::fmt::Debug for DirectoryHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("DirectoryHandle").field(&self.current()).finish()
+        f.debug_tuple("DirectoryHandle")
+            .field(&self.current())
+            .finish()
     }
 }
 
@@ -284,7 +296,11 @@ impl DirectoryHandle {
 
     /// The alarm sink.
     pub fn alarms(&self) -> AlarmSink {
-        self.inner.alarms.read().map(|g| g.clone()).unwrap_or_default()
+        self.inner
+            .alarms
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     /// `Ok` while federation may run; otherwise why not.
@@ -315,7 +331,8 @@ impl Peers for DirectoryHandle {
     }
 
     fn party_for_pin(&self, spki_sha256: &[u8; 32]) -> Option<PartyCode> {
-        self.current()?.party_for_pin(spki_sha256, UnixMillis::now())
+        self.current()?
+            .party_for_pin(spki_sha256, UnixMillis::now())
     }
 
     fn peer(&self, party: PartyCode) -> Option<Peer> {
@@ -340,7 +357,7 @@ impl Peers for DirectoryHandle {
                 if let Ok(mut g) = self.inner.gossip.lock()
                     && g.len() < 1024
                 {
-                    g.push((from, theirs));
+                    g.push((from, *theirs));
                 }
             }
             Ok(PeerCheckpoint::Inconsistent(why)) => {
@@ -350,7 +367,9 @@ impl Peers for DirectoryHandle {
                     sink.raise_blocking(crate::directory::alarms::kind::PEER_CHECKPOINT, &message)
                 });
             }
-            Err(e) => tracing::warn!(peer = %from, error = %e, "a peer sent a directory checkpoint that does not verify"),
+            Err(e) => {
+                tracing::warn!(peer = %from, error = %e, "a peer sent a directory checkpoint that does not verify")
+            }
         }
     }
 }

@@ -82,7 +82,9 @@ pub struct Refresher {
 fn describe(e: &LogEntry) -> String {
     match e.kind {
         EntryKind::Record => "record".into(),
-        EntryKind::Reregistration => format!("re-registration by the Secretariat (reason: {})", e.reason),
+        EntryKind::Reregistration => {
+            format!("re-registration by the Secretariat (reason: {})", e.reason)
+        }
         EntryKind::Revocation => format!("revocation by the Secretariat (reason: {})", e.reason),
     }
 }
@@ -160,7 +162,10 @@ impl Refresher {
                     "refused the snapshot served by {}: {e} — the last good copy stays in use",
                     self.client.url()
                 );
-                self.handle.alarms().raise(kind::DIRECTORY_REJECTED, &message).await;
+                self.handle
+                    .alarms()
+                    .raise(kind::DIRECTORY_REJECTED, &message)
+                    .await;
                 return Err(RefreshError::Rejected(e));
             }
         };
@@ -175,11 +180,9 @@ impl Refresher {
         let (data_dir, doc2) = (self.data_dir.clone(), doc.clone());
         tokio::task::spawn_blocking(move || cache::save(&data_dir, &doc2, &secretariat, now))
             .await
-            .map_err(|e| {
-                cache::CacheError::Bad {
-                    path: self.data_dir.join(cache::CACHE_FILE),
-                    message: e.to_string(),
-                }
+            .map_err(|e| cache::CacheError::Bad {
+                path: self.data_dir.join(cache::CACHE_FILE),
+                message: e.to_string(),
             })??;
         let size = copy.snapshot.checkpoint.size;
         let changes: Vec<(PartyCode, u64, String)> = changes
@@ -202,13 +205,23 @@ impl Refresher {
     /// consistency proof from the directory; raises an alarm on a mismatch.
     pub async fn check_gossip(&self) {
         for (peer, theirs) in self.handle.take_gossip() {
-            let Some(copy) = self.handle.current() else { return };
+            let Some(copy) = self.handle.current() else {
+                return;
+            };
             let ours = copy.snapshot.checkpoint;
-            let (small, large) = if theirs.size < ours.size { (theirs, ours) } else { (ours, theirs) };
+            let (small, large) = if theirs.size < ours.size {
+                (theirs, ours)
+            } else {
+                (ours, theirs)
+            };
             match self.client.consistency(small.size, large.size).await {
                 Ok(proof) => {
                     if let Err(e) = gsp_federation::log::verify_consistency(
-                        small.size, &small.root, large.size, &large.root, &proof,
+                        small.size,
+                        &small.root,
+                        large.size,
+                        &large.root,
+                        &proof,
                     ) {
                         let m = format!(
                             "{peer} holds a directory checkpoint of {} entries that is inconsistent with ours of {} entries ({e}): the directory may be showing different histories to different Parties",
@@ -217,7 +230,9 @@ impl Refresher {
                         self.handle.alarms().raise(kind::PEER_CHECKPOINT, &m).await;
                     }
                 }
-                Err(e) => tracing::warn!(peer = %peer, error = %e, "cannot check a peer's directory checkpoint now"),
+                Err(e) => {
+                    tracing::warn!(peer = %peer, error = %e, "cannot check a peer's directory checkpoint now")
+                }
             }
         }
     }
@@ -228,7 +243,9 @@ impl Refresher {
             match self.refresh_once().await {
                 Ok(r) => tracing::debug!(size = r.size, "directory copy refreshed"),
                 Err(RefreshError::Rejected(_)) => {}
-                Err(e) => tracing::warn!(error = %e, "directory refresh failed; working from the last verified copy"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "directory refresh failed; working from the last verified copy")
+                }
             }
             self.check_gossip().await;
             if let Some(c) = self.handle.current()

@@ -293,7 +293,10 @@ pub fn list(db: &Database, secretariat: &VerifyingKey) -> Result<(Vec<Listed>, u
                 let state = rules::apply(prev.as_ref(), &entry)
                     .map(|(s, _)| s)
                     .unwrap_or_else(|_| PartyState::from_entry(&entry));
-                current.insert(entry.party, (u64::try_from(index).unwrap_or(0), entry, state));
+                current.insert(
+                    entry.party,
+                    (u64::try_from(index).unwrap_or(0), entry, state),
+                );
             }
             Err(e) => tracing::error!(index, error = %e, "directory log entry does not verify"),
         }
@@ -318,7 +321,10 @@ pub fn list(db: &Database, secretariat: &VerifyingKey) -> Result<(Vec<Listed>, u
     let pending: Vec<(String, String)> = directory_pending::table
         .filter(directory_pending::state.eq(PENDING))
         .order(directory_pending::id.asc())
-        .select((directory_pending::party, directory_pending::root_fingerprint))
+        .select((
+            directory_pending::party,
+            directory_pending::root_fingerprint,
+        ))
         .load(&mut conn)?;
     for (party, fp) in pending {
         out.push(Listed {

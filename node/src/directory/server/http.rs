@@ -29,7 +29,9 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResp
 
 fn admin_error(e: AdminError) -> HttpResponse {
     match e {
-        AdminError::Directory(d) => error(StatusCode::UNPROCESSABLE_ENTITY, d.code(), d.to_string()),
+        AdminError::Directory(d) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, d.code(), d.to_string())
+        }
         AdminError::Storage(s) => {
             tracing::error!(error = %s, "directory request failed");
             error(
@@ -42,19 +44,19 @@ fn admin_error(e: AdminError) -> HttpResponse {
     }
 }
 
-fn registered(req: &HttpRequest, server: &DirectoryServer) -> Result<(), HttpResponse> {
+fn registered(req: &HttpRequest, server: &DirectoryServer) -> Result<(), Box<HttpResponse>> {
     match tls::peer_spki(req) {
         Some(pin) if server.pins.contains(&pin) => Ok(()),
-        Some(_) => Err(error(
+        Some(_) => Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "unauthenticated_peer",
             "the client certificate is not pinned in any current Party record",
-        )),
-        None => Err(error(
+        ))),
+        None => Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "unauthenticated_peer",
             "records are for registered nodes: present the node's TLS client certificate",
-        )),
+        ))),
     }
 }
 
@@ -119,7 +121,7 @@ struct From {
 
 async fn snapshot(req: HttpRequest, server: State, q: web::Query<From>) -> HttpResponse {
     if let Err(r) = registered(&req, &server) {
-        return r;
+        return *r;
     }
     let from = q.from;
     let s = server.clone();
@@ -152,21 +154,32 @@ fn proven(server: &DirectoryServer, index: u64) -> HttpResponse {
 
 async fn record(req: HttpRequest, server: State, path: web::Path<String>) -> HttpResponse {
     if let Err(r) = registered(&req, &server) {
-        return r;
+        return *r;
     }
     let Ok(party) = PartyCode::parse(&path) else {
-        return error(StatusCode::BAD_REQUEST, "bad_request", format!("{:?} is not a Party code", path.chars().take(16).collect::<String>()));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "{:?} is not a Party code",
+                path.chars().take(16).collect::<String>()
+            ),
+        );
     };
     let index = server.view().current.get(&party).map(|(i, _)| *i);
     match index {
         Some(i) => proven(&server, i),
-        None => error(StatusCode::NOT_FOUND, "not_found", format!("{party} has no record")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{party} has no record"),
+        ),
     }
 }
 
 async fn entry(req: HttpRequest, server: State, path: web::Path<u64>) -> HttpResponse {
     if let Err(r) = registered(&req, &server) {
-        return r;
+        return *r;
     }
     proven(&server, *path)
 }
@@ -201,7 +214,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, server: Arc<DirectoryServer>) {
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
             actix_web::error::InternalError::from_response(
                 e.to_string(),
-                error(StatusCode::BAD_REQUEST, "bad_request", format!("query string: {e}")),
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("query string: {e}"),
+                ),
             )
             .into()
         }))
@@ -228,7 +245,10 @@ pub fn bind(
     let mut http = actix_web::HttpServer::new(move || {
         let s = app_server.clone();
         actix_web::App::new()
-            .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("gsp::directory"))
+            .wrap(
+                actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")
+                    .log_target("gsp::directory"),
+            )
             .configure(move |cfg| configure(cfg, s))
     })
     .on_connect(tls::capture_peer_spki)

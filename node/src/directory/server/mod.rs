@@ -37,10 +37,14 @@ pub enum AdminError {
     #[error("{0}")]
     Storage(#[from] StorageError),
     /// No registration of that Party is waiting for approval.
-    #[error("no registration of {0} is pending: the Party must first submit its record (`gsp directory register`)")]
+    #[error(
+        "no registration of {0} is pending: the Party must first submit its record (`gsp directory register`)"
+    )]
     NoPending(String),
     /// The fingerprint confirmed out of band is not the record's.
-    #[error("the pending record of {party} has root key fingerprint {actual}, not {expected}: do not approve it; ask the Party through the official channel")]
+    #[error(
+        "the pending record of {party} has root key fingerprint {actual}, not {expected}: do not approve it; ask the Party through the official channel"
+    )]
     FingerprintMismatch {
         /// The Party.
         party: String,
@@ -86,7 +90,11 @@ impl std::fmt::Debug for LogView {
 
 impl LogView {
     /// Builds the view from the stored leaves (blocking).
-    pub fn load(db: &Database, secretariat: &Secretariat, now: UnixMillis) -> Result<LogView, AdminError> {
+    pub fn load(
+        db: &Database,
+        secretariat: &Secretariat,
+        now: UnixMillis,
+    ) -> Result<LogView, AdminError> {
         let mut conn = db.conn()?;
         let rows: Vec<(i64, Vec<u8>)> = directory_log::table
             .order(directory_log::leaf_index.asc())
@@ -100,7 +108,11 @@ impl LogView {
         for (i, (stored_index, bytes)) in rows.into_iter().enumerate() {
             let index = log.push(bytes);
             if u64::try_from(stored_index).ok() != Some(index) || i as u64 != index {
-                tracing::error!(stored_index, index, "directory log has a gap in its indices; serving leaves in order");
+                tracing::error!(
+                    stored_index,
+                    index,
+                    "directory log has a gap in its indices; serving leaves in order"
+                );
             }
             let bytes = log.leaf(index).unwrap_or_default();
             let entry = match LogEntry::parse(bytes, &verifying, &index.to_string()) {
@@ -161,7 +173,10 @@ impl LogView {
 /// Client certificates the directory accepts: the TLS pins of Parties in
 /// service, within their validity (± 5 minutes).
 #[derive(Debug, Clone, Default)]
-pub struct RegisteredPins(Arc<RwLock<Vec<([u8; 32], Validity)>>>);
+pub struct RegisteredPins(Arc<RwLock<Vec<PinWindow>>>);
+
+/// A TLS pin with its validity window.
+pub type PinWindow = ([u8; 32], Validity);
 
 impl PinSet for RegisteredPins {
     fn contains(&self, pin: &[u8; 32]) -> bool {
@@ -194,7 +209,11 @@ impl std::fmt::Debug for DirectoryServer {
 
 impl DirectoryServer {
     /// Loads the log and makes a server (blocking).
-    pub fn new(db: Database, secretariat: Secretariat, validity: Duration) -> Result<Self, AdminError> {
+    pub fn new(
+        db: Database,
+        secretariat: Secretariat,
+        validity: Duration,
+    ) -> Result<Self, AdminError> {
         let view = LogView::load(&db, &secretariat, UnixMillis::now())?;
         let pins = RegisteredPins::default();
         if let Ok(mut g) = pins.0.write() {
@@ -240,10 +259,14 @@ impl DirectoryServer {
     /// The signed snapshot as JSON bytes, with a consistency proof from
     /// `from` when given and smaller than the log. Snapshots without a proof
     /// are cached and re-signed when a tenth of their validity has passed.
-    pub fn snapshot_json(&self, from: Option<u64>, now: UnixMillis) -> Result<Arc<Vec<u8>>, AdminError> {
+    pub fn snapshot_json(
+        &self,
+        from: Option<u64>,
+        now: UnixMillis,
+    ) -> Result<Arc<Vec<u8>>, AdminError> {
         let view = self.view();
         let size = view.log.len();
-        let plain = from.is_none_or(|f| f == size || f > size);
+        let plain = from.is_none_or(|f| f >= size);
         let refresh = Duration::from_millis((self.validity.as_millis() / 10).min(3_600_000) as u64);
         if plain
             && let Ok(cache) = view.snapshot.lock()
@@ -264,7 +287,8 @@ impl DirectoryServer {
         }
         .build(&self.secretariat.key)
         .map_err(|e| AdminError::Invalid(e.to_string()))?;
-        let bytes = Arc::new(serde_json::to_vec(&doc).map_err(|e| AdminError::Invalid(e.to_string()))?);
+        let bytes =
+            Arc::new(serde_json::to_vec(&doc).map_err(|e| AdminError::Invalid(e.to_string()))?);
         if plain && let Ok(mut cache) = view.snapshot.lock() {
             *cache = Some((now, bytes.clone()));
         }

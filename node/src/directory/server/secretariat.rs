@@ -46,7 +46,9 @@ pub struct Secretariat {
 
 impl std::fmt::Debug for Secretariat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secretariat").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Secretariat")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,7 +113,8 @@ pub fn init(
         hosts: hosts.to_vec(),
         created: now,
     };
-    let mut json = serde_json::to_vec_pretty(&info).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let mut json =
+        serde_json::to_vec_pretty(&info).map_err(|e| AdminError::Invalid(e.to_string()))?;
     json.push(b'\n');
     write_atomic(&dir.join(INFO_FILE), &json, 0o644).map_err(keys_err)?;
     Ok(info)
@@ -139,7 +142,8 @@ pub fn load(data_dir: &Path) -> Result<Secretariat, AdminError> {
     let dir = folder(data_dir);
     let info_path = dir.join(INFO_FILE);
     let info: SecretariatInfo = serde_json::from_slice(
-        &std::fs::read(&info_path).map_err(|e| AdminError::Invalid(format!("{}: {e}", info_path.display())))?,
+        &std::fs::read(&info_path)
+            .map_err(|e| AdminError::Invalid(format!("{}: {e}", info_path.display())))?,
     )
     .map_err(|e| AdminError::Invalid(format!("{}: {e}", info_path.display())))?;
     let cert_path = dir.join(TLS_CERT_FILE);
