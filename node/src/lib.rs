@@ -18,6 +18,7 @@ pub mod directory;
 mod enums;
 pub mod exchange;
 pub mod federation;
+pub mod metrics;
 pub mod storage;
 pub mod tls;
 pub mod web;

@@ -78,6 +78,7 @@ impl ServeArgs {
                 actix_web::rt::spawn(r.run(refresh_every));
             }
             let outbox_wake = state.outbox_wake.clone();
+            let metrics = state.metrics.clone();
             let db = state.db.clone();
             let (api, addr) = bind(state)?;
             tracing::info!(%addr, %backend, "local API listening");
@@ -92,6 +93,7 @@ impl ServeArgs {
                         config: config.clone(),
                         federation: fed.clone(),
                         arrivals: arrivals.clone(),
+                        metrics: metrics.clone(),
                     };
                     let (server, faddr) = fed_server::bind(fstate).map_err(std::io::Error::other)?;
                     tracing::info!(addr = %faddr, party = %fed.identity.party, "federation listening (mutual TLS 1.3)");
@@ -100,9 +102,9 @@ impl ServeArgs {
                 } else {
                     tracing::warn!("no [federation] listen address: this node sends but cannot receive");
                 }
-                let delivery = Delivery::new(db.clone(), config.clone(), fed.clone(), instance);
+                let delivery = Delivery::new(db.clone(), config.clone(), fed.clone(), instance, metrics.clone());
                 actix_web::rt::spawn(delivery.run(outbox_wake.clone()));
-                actix_web::rt::spawn(workers::automatic_answers(db, config.clone(), fed, arrivals, outbox_wake));
+                actix_web::rt::spawn(workers::automatic_answers(db, config.clone(), fed, arrivals, outbox_wake, metrics));
             }
             futures_util::future::try_join_all(servers).await.map(|_| ())
         })?;

@@ -187,7 +187,19 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
             .find(seq)
             .select((messages::case_id, messages::kind, messages::message_id))
             .first(conn)?;
-        if kind == MessageKind::Request.to_i16() {
+        // A request's case is delivered once the request and every
+        // attachment sent with it are.
+        let undelivered: i64 = messages::table
+            .filter(messages::case_id.eq(&case_id))
+            .filter(messages::direction.eq(0i16))
+            .filter(messages::kind.eq_any([
+                MessageKind::Request.to_i16(),
+                MessageKind::Attachment.to_i16(),
+            ]))
+            .filter(messages::state.ne(MessageState::Delivered.to_i16()))
+            .count()
+            .get_result(conn)?;
+        if kind != MessageKind::Answer.to_i16() && undelivered == 0 {
             diesel::update(
                 cases::table
                     .find(&case_id)

@@ -42,6 +42,7 @@ pub struct Delivery {
     instance: String,
     clients: Arc<Mutex<HashMap<PartyCode, (Vec<[u8; 32]>, reqwest::Client)>>>,
     busy: Arc<Mutex<HashSet<String>>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Delivery {
@@ -51,6 +52,7 @@ impl Delivery {
         config: Arc<Config>,
         federation: Arc<Federation>,
         instance: String,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Delivery {
         Delivery {
             db,
@@ -59,6 +61,7 @@ impl Delivery {
             instance,
             clients: Arc::new(Mutex::new(HashMap::new())),
             busy: Arc::new(Mutex::new(HashSet::new())),
+            metrics,
         }
     }
 
@@ -119,7 +122,9 @@ impl Delivery {
     /// Delivers everything due for `peer`, a batch at a time.
     async fn work_peer(&self, peer: &str) {
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
-        let lease = i64::try_from(timeout.as_millis() * 3).unwrap_or(180_000);
+        // A claim outlives one attempt by a margin; the claims of an instance
+        // that crashed mid-attempt lapse after that and another takes over.
+        let lease = i64::try_from(timeout.as_millis()).unwrap_or(60_000) + 10_000;
         let limit = i64::try_from(self.config.exchange.in_flight_per_peer).unwrap_or(8);
         loop {
             let now = store::now_ms();
@@ -153,6 +158,10 @@ impl Delivery {
         let settings = self.config.exchange.clone();
         let now = store::now_ms();
         let seq = d.seq;
+        self.metrics.delivery(
+            matches!(result, Attempt::Delivered(_)),
+            matches!(result, Attempt::Refused(_)),
+        );
         let outcome = match result {
             Attempt::Delivered(receipt) => {
                 tracing::info!(peer = %d.peer, id = %d.message_id, "delivered");

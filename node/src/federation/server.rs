@@ -40,6 +40,8 @@ pub struct FederationState {
     pub federation: Arc<Federation>,
     /// Wakes the automatic answerer when a request arrives.
     pub arrivals: Arc<tokio::sync::Notify>,
+    /// Counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The directory's pins as the TLS server's client-certificate check.
@@ -84,6 +86,7 @@ fn reject(
         base64::engine::general_purpose::STANDARD.encode(r.to_bytes())
     });
     tracing::warn!(code, message, "federation message refused");
+    state.metrics.refused(code);
     let mut res = HttpResponse::build(status);
     if let Some(c) = state.federation.peers.checkpoint() {
         res.insert_header((CHECKPOINT_HEADER, c));
@@ -121,11 +124,38 @@ impl gsp_federation::SeenIds for DecidedInDatabase {
     }
 }
 
+/// Reads the request body up to `limit` bytes; `None` when it is longer
+/// (refused before reading further when Content-Length says so).
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Option<web::Bytes>, String> {
+    use futures_util::StreamExt as _;
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
 /// Receives one envelope.
 pub async fn receive(
     state: web::Data<FederationState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let now = now_ms();
     let fed = &state.federation;
@@ -162,6 +192,27 @@ pub async fn receive(
         );
     };
     let max = state.config.federation.max_envelope_bytes;
+    let body = match read_limited(&req, payload, max).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return reject(
+                &state,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                &format!("the envelope is longer than this node's limit of {max} bytes"),
+                None,
+            );
+        }
+        Err(e) => {
+            return reject(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "malformed_envelope",
+                &format!("reading the request body: {e}"),
+                None,
+            );
+        }
+    };
     let routing = match gsp_federation::parse(&body, max) {
         Ok(p) => p.routing,
         Err(e) => {
@@ -205,6 +256,7 @@ pub async fn receive(
         if let Some(receipt) = store::receipt_for_same_envelope(&mut conn, routing.from.as_str(), &routing.message_id.to_string(), &envelope)
             .map_err(|e| ("internal_error".to_owned(), e.to_string()))?
         {
+            st.metrics.received(true);
             return Ok(receipt);
         }
         let keys = SenderKeysOf(fed.peers.as_ref());
@@ -230,6 +282,7 @@ pub async fn receive(
         };
         match store::record_arrival(&mut conn, &st.config.exchange, arrived, now, &sign) {
             Ok(o) => {
+                st.metrics.received(o.duplicate);
                 if o.duplicate {
                     tracing::info!(from = routing.from.as_str(), id = %routing.message_id, "duplicate message; original receipt returned");
                 } else {
@@ -271,8 +324,8 @@ pub async fn receive(
 /// Registers the federation routes.
 pub fn configure(cfg: &mut web::ServiceConfig, state: FederationState) {
     let limit = state.config.federation.max_envelope_bytes;
+    let _ = limit; // the handler enforces it while reading, with SPEC errors
     cfg.app_data(web::Data::new(state))
-        .app_data(web::PayloadConfig::new(limit))
         .route("/federation/v1/messages", web::post().to(receive));
 }
 

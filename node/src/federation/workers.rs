@@ -17,6 +17,7 @@ pub async fn automatic_answers(
     federation: Arc<Federation>,
     arrivals: Arc<tokio::sync::Notify>,
     outbox: Arc<tokio::sync::Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     loop {
         tokio::select! {
@@ -35,6 +36,7 @@ pub async fn automatic_answers(
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(count = n, "requests answered automatically");
+                metrics.automatic_answers(n as u64);
                 outbox.notify_one();
             }
             Err(e) => tracing::error!(error = %e, "automatic answers failed"),

@@ -12,6 +12,7 @@ pub mod codes;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod users;
 pub mod whois;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub federation: Option<Arc<crate::federation::Federation>>,
     /// Wakes the delivery workers when something is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Counters served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The verified directory copy (empty until one is fetched).
     pub directory: crate::directory::DirectoryHandle,
 }
@@ -43,6 +46,7 @@ impl AppState {
             config,
             federation: None,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
             directory: Default::default(),
         }
     }
@@ -64,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         )
         .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
         .service(health::health)
+        .service(metrics::metrics)
         .service(auth::login)
         .service(auth::logout)
         .service(auth::me)

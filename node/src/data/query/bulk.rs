@@ -110,12 +110,17 @@ pub fn bulk_lookup(
 
         for code in chunk {
             let Some(&(level, status, product, applied_by)) = found.get(code) else {
-                place(&mut answers, &order, &mut next, CodeVerdict {
-                    code: code.clone(),
-                    status: VerdictStatus::Unknown,
-                    level: None,
-                    record: None,
-                });
+                place(
+                    &mut answers,
+                    &order,
+                    &mut next,
+                    CodeVerdict {
+                        code: code.clone(),
+                        status: VerdictStatus::Unknown,
+                        level: None,
+                        record: None,
+                    },
+                );
                 continue;
             };
             let key = (applied_by, product);
@@ -137,16 +142,21 @@ pub fn bulk_lookup(
                 slot.insert(Arc::new(m));
             }
             let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
-            place(&mut answers, &order, &mut next, CodeVerdict {
-                code: code.clone(),
-                status: if deactivated {
-                    VerdictStatus::Deactivated
-                } else {
-                    VerdictStatus::Known
+            place(
+                &mut answers,
+                &order,
+                &mut next,
+                CodeVerdict {
+                    code: code.clone(),
+                    status: if deactivated {
+                        VerdictStatus::Deactivated
+                    } else {
+                        VerdictStatus::Known
+                    },
+                    level: Level::from_i16(level),
+                    record: manufacture_of.get(&key).cloned(),
                 },
-                level: Level::from_i16(level),
-                record: manufacture_of.get(&key).cloned(),
-            });
+            );
         }
     }
     Ok(answers.into_iter().flatten().collect())
@@ -154,7 +164,12 @@ pub fn bulk_lookup(
 
 /// Puts the answer for the `next`-th code in sorted order at the position
 /// that code had in the request.
-fn place(answers: &mut [Option<CodeVerdict>], order: &[usize], next: &mut usize, verdict: CodeVerdict) {
+fn place(
+    answers: &mut [Option<CodeVerdict>],
+    order: &[usize],
+    next: &mut usize,
+    verdict: CodeVerdict,
+) {
     if let Some(&i) = order.get(*next)
         && let Some(slot) = answers.get_mut(i)
     {

@@ -1,0 +1,266 @@
+//! The exchange under faults, end to end on SQLite and PostgreSQL: a
+//! receiving node down and back, a sender killed between commit and
+//! delivery, a receiver killed mid-request, two sender instances on one
+//! PostgreSQL database — and hostile envelopes, each refused with the SPEC's
+//! error code and nothing stored.
+
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gsp_federation::envelope::{DangerTamper, danger_seal_with_ikm};
+use gsp_federation::{MessageDraft, PartyCode, TemplateRef, UnixMillis};
+use gsp_node::federation::NodeIdentity;
+use gsp_node::for_each_backend;
+use gsp_node::tls::{self, StaticPins};
+use gsp_tests::federation::{Net, Node, common};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Quick retries, and short delivery timeouts so a crashed sender's claims
+/// lapse quickly. (The harness appends this right after `[federation] listen`.)
+const FAST_RETRIES: &str =
+    "request_timeout_secs = 5\n[exchange]\nretry_base_ms = 100\nretry_cap_secs = 1\n";
+
+fn free_text(subject: &str) -> Value {
+    let mut b = common("Administrative assistance between customs services");
+    b.insert("category".into(), json!("question"));
+    b.insert("subject".into(), json!(subject));
+    b.insert("text".into(), json!("Please tell us who to contact."));
+    Value::Object(b)
+}
+
+/// A metric's value from a node's `/metrics`.
+fn metric(node: &Node, name_and_labels: &str) -> u64 {
+    let text = node.api().get("/metrics").text().unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name_and_labels)
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn outbox(node: &Node) -> Vec<Value> {
+    let out = node.s().run(&["outbox", "list", "--all", "--json"]);
+    assert!(out.status.success(), "{}", gsp_tests::stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+for_each_backend! {
+    fn nothing_is_lost_and_nothing_is_applied_twice(backend: Backend) {
+        let mut net = Net::new(backend, &["KEN", "PAK"], FAST_RETRIES);
+        net.start_all();
+
+        // 1. The receiver is down for a while, then back: delivered once.
+        net.node_mut("PAK").kill();
+        let case = net.node("KEN").compose("PAK", "free-text", free_text("While PAK was down"));
+        wait_until("failed attempts to reach PAK", 20, || {
+            outbox(net.node("KEN")).iter().any(|r| r["attempts"].as_u64().unwrap_or(0) >= 2 && r["last_error"].is_string())
+        });
+        assert_eq!(net.node("KEN").cases()[0]["state"], "queued");
+        net.node_mut("PAK").start();
+        net.node("KEN").wait_case(&case, "delivered", 30);
+        wait_until("PAK's metrics", 5, || metric(net.node("PAK"), "gsp_federation_received_total{result=\"accepted\"}") == 1);
+        assert_eq!(metric(net.node("PAK"), "gsp_federation_received_total{result=\"duplicate\"}"), 0);
+
+        // 2. The sender is killed between commit and delivery: delivered after restart.
+        net.node_mut("PAK").kill();
+        let case = net.node("KEN").compose("PAK", "free-text", free_text("Sent just before a crash"));
+        net.node_mut("KEN").kill();
+        net.node_mut("PAK").start();
+        net.node_mut("KEN").start();
+        net.node("KEN").wait_case(&case, "delivered", 30);
+        assert_eq!(net.node("PAK").cases().iter().filter(|c| c["id"] == case.as_str()).count(), 1);
+
+        // 3. The receiver is killed in the middle of a large request: the
+        //    sender retries and the message is applied exactly once.
+        let big: String = "x".repeat(8 * 1024 * 1024);
+        use base64::Engine as _;
+        let r = net.node("KEN").api().post_json("/api/v1/cases", &json!({
+            "to": "PAK", "template": "free-text", "body": free_text("With a large attachment"),
+            "attachments": [{"name": "big.txt", "media_type": "text/plain",
+                "content_base64": base64::engine::general_purpose::STANDARD.encode(big.as_bytes())}]
+        }));
+        assert_eq!(r.status(), 201);
+        let case: String = r.json::<Value>().unwrap()["case_id"].as_str().unwrap().to_owned();
+        std::thread::sleep(Duration::from_millis(150));
+        net.node_mut("PAK").kill();
+        net.node_mut("PAK").start();
+        net.node("KEN").wait_case(&case, "delivered", 60);
+        let theirs = net.node("PAK").case(&case);
+        let attachments = theirs["messages"].as_array().unwrap().iter().filter(|m| m["kind"] == "attachment").count();
+        assert_eq!(attachments, 1, "{theirs:#}");
+        let requests = theirs["messages"].as_array().unwrap().iter().filter(|m| m["kind"] == "request").count();
+        assert_eq!(requests, 1);
+    }
+
+    fn hostile_envelopes_are_refused_and_nothing_is_stored(backend: Backend) {
+        // A smaller envelope limit (1 MiB), to test the size check cheaply.
+        let mut net = Net::new(backend, &["KEN", "PAK"], "max_envelope_bytes = 1048576\n");
+        net.start_all();
+        let ken_keys = NodeIdentity::load(&net.node("KEN").s().dir.path().join("keys")).unwrap();
+        let pak_keys = NodeIdentity::load(&net.node("PAK").s().dir.path().join("keys")).unwrap();
+        let pak_enc = pak_keys.encryption_keys[0].key.public_key();
+        let pak_url = format!("https://127.0.0.1:{}/federation/v1/messages", net.node("PAK").port);
+        let client_as = |creds: &gsp_certs::TlsCredentials| {
+            let pins = Arc::new(StaticPins::one(pak_keys.tls.spki_sha256));
+            tls::http_client(tls::client_config(pins, Some(creds)).unwrap(), Duration::from_secs(20)).unwrap()
+        };
+        let ken_client = client_as(&ken_keys.tls);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let send = |client: &reqwest::Client, envelope: Vec<u8>| -> (u16, Vec<u8>) {
+            rt.block_on(async {
+                let r = client.post(&pak_url).header("content-type", "application/gsp-envelope").body(envelope).send().await.unwrap();
+                (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+            })
+        };
+        let now = gsp_node::exchange::store::now_ms();
+        let draft = |from: &str, to: &str, created: i64, lifetime_s: u64| {
+            let mut d = MessageDraft::new(
+                PartyCode::parse(from).unwrap(),
+                PartyCode::parse(to).unwrap(),
+                uuid::Uuid::now_v7(),
+                "application/json",
+                UnixMillis(created as u64),
+                Duration::from_secs(lifetime_s),
+            );
+            d.template = Some(TemplateRef { name: "free-text".into(), version: 1, part: gsp_federation::Part::Request });
+            d
+        };
+        let good_body = serde_json::to_vec(&free_text("A question")).unwrap();
+        let seal = |d: &MessageDraft, body: &[u8], skip_validation: bool| {
+            let tamper = DangerTamper { skip_body_validation: skip_validation, ..Default::default() };
+            let mut ikm = [0u8; 32];
+            ikm[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            danger_seal_with_ikm(d, body, &ken_keys.signing_key, &pak_enc, &ikm, &tamper).unwrap()
+        };
+        let code_of = |bytes: &[u8]| -> (String, bool) {
+            let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+            (v["code"].as_str().unwrap_or("").to_owned(), v["receipt"].is_string())
+        };
+        let cases_before = net.node("PAK").cases().len();
+
+        // A genuine envelope, twice: accepted once, the second time the same receipt.
+        let genuine = seal(&draft("KEN", "PAK", now, 3600), &good_body, false);
+        let (s1, receipt1) = send(&ken_client, genuine.clone());
+        assert_eq!(s1, 200, "{}", String::from_utf8_lossy(&receipt1));
+        let (s2, receipt2) = send(&ken_client, genuine);
+        assert_eq!(s2, 200);
+        assert_eq!(receipt1, receipt2, "a duplicate gets the original receipt");
+        assert_eq!(net.node("PAK").cases().len(), cases_before + 1);
+        assert_eq!(metric(net.node("PAK"), "gsp_federation_received_total{result=\"duplicate\"}"), 1);
+        let stored = net.node("PAK").cases().len();
+
+        // Each of these is refused with its SPEC code and a signed rejection receipt.
+        let expired = seal(&draft("KEN", "PAK", now - 3 * 86_400_000, 86_400), &good_body, false);
+        let wrong_recipient = seal(&draft("KEN", "SEN", now, 3600), &good_body, false);
+        let invalid_body = seal(&draft("KEN", "PAK", now, 3600), br#"{"category": "question"}"#, true);
+        let mut tampered = seal(&draft("KEN", "PAK", now, 3600), &good_body, false);
+        let last = tampered.len() - 20;
+        tampered[last] ^= 0x01;
+        let mut oversize = seal(&draft("KEN", "PAK", now, 3600), &good_body, false);
+        oversize.resize(2 * 1024 * 1024, 0);
+        for (what, envelope, status, code) in [
+            ("expired", expired, 422, "expired"),
+            ("wrong recipient", wrong_recipient, 422, "wrong_recipient"),
+            ("invalid template body", invalid_body, 422, "invalid_body"),
+            ("tampered ciphertext", tampered, 422, "decrypt_failed"),
+            ("oversize", oversize, 413, "too_large"),
+        ] {
+            let (s, bytes) = send(&ken_client, envelope);
+            let (got, has_receipt) = code_of(&bytes);
+            assert_eq!((s, got.as_str()), (status, code), "{what}: {}", String::from_utf8_lossy(&bytes));
+            if status == 422 {
+                assert!(has_receipt, "{what}: a signed rejection receipt");
+            }
+        }
+
+        // A valid certificate of one Party cannot send as another.
+        let sen_dir = tempfile::tempdir().unwrap();
+        let sen = gsp_certs::init(&gsp_certs::InitOptions {
+            party: PartyCode::parse("SEN").unwrap(),
+            hosts: vec!["127.0.0.1".into()],
+            dir: sen_dir.path().join("keys"),
+            force: false,
+            tls_days: 30,
+            now: UnixMillis(now as u64),
+        })
+        .unwrap();
+        let mut as_sen = draft("SEN", "PAK", now, 3600);
+        as_sen.message_id = uuid::Uuid::now_v7();
+        let envelope = gsp_federation::seal(&as_sen, &good_body, &sen.signing_key().unwrap(), &pak_enc).unwrap();
+        let (s, bytes) = send(&ken_client, envelope.clone());
+        assert_eq!((s, code_of(&bytes).0.as_str()), (403, "unauthenticated_peer"));
+
+        // A certificate not in the directory gets no TLS session at all.
+        let stranger = client_as(&sen.tls().unwrap());
+        let refused = rt.block_on(async {
+            stranger.post(&pak_url).header("content-type", "application/gsp-envelope").body(envelope).send().await
+        });
+        match refused {
+            Err(_) => {}
+            Ok(r) => panic!("a stranger's certificate got HTTP {}", r.status()),
+        }
+
+        // Nothing of the refused messages was stored.
+        assert_eq!(net.node("PAK").cases().len(), stored);
+        for code in ["expired", "wrong_recipient", "invalid_body", "decrypt_failed", "too_large", "unauthenticated_peer"] {
+            assert_eq!(metric(net.node("PAK"), &format!("gsp_federation_refused_total{{code=\"{code}\"}}")), 1, "{code}");
+        }
+    }
+}
+
+/// Two `gsp serve` instances of one Party on one PostgreSQL database share
+/// the outbox: every message goes out exactly once.
+#[test]
+fn two_instances_on_one_postgresql_database_never_send_twice() {
+    let mut net = Net::new(
+        gsp_node::storage::Backend::Postgres,
+        &["KEN", "PAK"],
+        FAST_RETRIES,
+    );
+    net.start_all();
+    // A second KEN instance: same data directory and database, its own ports.
+    let ken = net.node("KEN");
+    let mut second = ken
+        .s()
+        .gsp()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--federation-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cases = Vec::new();
+    for i in 0..40 {
+        cases.push(ken.compose("PAK", "free-text", free_text(&format!("Message {i}"))));
+    }
+    for c in &cases {
+        ken.wait_case(c, "delivered", 60);
+    }
+    let pak = net.node("PAK");
+    wait_until("PAK to count 40 messages", 10, || {
+        metric(pak, "gsp_federation_received_total{result=\"accepted\"}") == 40
+    });
+    assert_eq!(
+        metric(pak, "gsp_federation_received_total{result=\"duplicate\"}"),
+        0,
+        "a message was sent twice"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
