@@ -7,6 +7,7 @@
 mod bench;
 mod certs;
 mod config_cmd;
+mod demo;
 mod directory;
 mod gen_cmd;
 mod import;
@@ -82,6 +83,9 @@ pub enum Command {
     User(user::UserArgs),
     /// Messages waiting for delivery: list, retry now, cancel.
     Outbox(outbox::OutboxArgs),
+    /// A whole federation on this machine: a directory and four Party nodes
+    /// with data, exchanging requests and answers. Runs until Ctrl-C.
+    Demo(demo::DemoArgs),
     /// The Secretariat directory: serve and administer it, or register this node with it.
     Directory(directory::DirectoryArgs),
     /// Which Party issued a code, by the directory's code-pattern library, and whom to ask.
@@ -168,6 +172,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no configuration.
     match &cli.command {
         Command::Gen(args) => return args.run(),
+        Command::Demo(args) => {
+            // The demo's own output is the story; only problems are logged.
+            let mut quiet = Config::default();
+            quiet.log.level = "warn".into();
+            init_logging(&quiet);
+            return args.run();
+        }
         Command::Certs(_) => {}
         Command::Config(args) if args.needs_no_context() => return args.run(None),
         _ => {}
@@ -184,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => args.run(&ctx),
         Command::User(args) => args.run(&ctx),
         Command::Outbox(args) => args.run(&ctx),
+        Command::Demo(args) => args.run(),
         Command::Directory(args) => args.run(&ctx),
         Command::Whois(args) => args.run(&ctx),
         Command::Status(args) => {

@@ -1319,7 +1319,7 @@ pub struct MessageView {
     pub size: usize,
     /// SHA-256 of the body.
     pub body_sha256: String,
-    /// The body, for JSON messages up to 1 MiB (attachments are downloaded).
+    /// The body, for JSON messages up to 16 MiB (attachments are downloaded).
     pub body: Option<Value>,
     /// State.
     pub state: MessageState,
@@ -1428,7 +1428,7 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
                 created_at,
                 delivered_at,
             )| {
-                let shown = (content_type == "application/json" && body.len() <= 1 << 20)
+                let shown = (content_type == "application/json" && body.len() <= 16 << 20)
                     .then(|| serde_json::from_slice(&body).ok())
                     .flatten();
                 MessageView {

@@ -32,6 +32,10 @@ enum Attempt {
     Refused(String),
 }
 
+/// A peer's HTTPS client together with the TLS pins it was built for, so a pin
+/// change in the directory builds a new client.
+type PinnedClient = (Vec<[u8; 32]>, reqwest::Client);
+
 /// The delivery service of one `gsp serve` instance.
 #[derive(Clone)]
 pub struct Delivery {
@@ -40,7 +44,7 @@ pub struct Delivery {
     federation: Arc<Federation>,
     /// Identifies this instance's leases in the outbox.
     instance: String,
-    clients: Arc<Mutex<HashMap<PartyCode, (Vec<[u8; 32]>, reqwest::Client)>>>,
+    clients: Arc<Mutex<HashMap<PartyCode, PinnedClient>>>,
     busy: Arc<Mutex<HashSet<String>>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
