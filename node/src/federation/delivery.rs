@@ -275,34 +275,46 @@ impl Delivery {
                     &peer,
                     peers.as_ref(),
                     &self.config,
+                    false,
                 ) {
                     Ok(()) => Attempt::Delivered(bytes.to_vec()),
                     // A bad receipt is not delivery evidence; try again.
                     Err(e) => Attempt::Transient(format!("{endpoint}: {e}")),
                 };
             }
-            let (code, message) = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .map(|v| {
-                    (
-                        v.get("code")
-                            .and_then(|c| c.as_str())
-                            .unwrap_or("")
-                            .to_owned(),
-                        v.get("message")
-                            .and_then(|c| c.as_str())
-                            .unwrap_or("")
-                            .to_owned(),
-                    )
-                })
-                .unwrap_or_default();
+            let json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+            let field = |name: &str| -> String {
+                json.as_ref()
+                    .and_then(|v| v.get(name))
+                    .and_then(|c| c.as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let (code, message) = (field("code"), field("message"));
             let text = format!("{} {code}: {message}", status.as_u16());
             return match (status.as_u16(), code.as_str()) {
                 (429 | 503, _) | (_, "internal_error" | "directory_stale" | "rate_limited") => {
                     Attempt::Transient(text)
                 }
-                // A message that was already accepted was delivered.
-                (_, "replayed") => Attempt::Transient(text),
+                // The receiver already accepted this id (SPEC §7.2): delivered,
+                // with its signed `replayed` receipt as the evidence.
+                (_, "replayed") => {
+                    use base64::Engine as _;
+                    let receipt = base64::engine::general_purpose::STANDARD
+                        .decode(field("receipt"))
+                        .unwrap_or_default();
+                    match verify_receipt(
+                        &receipt,
+                        &d.envelope,
+                        &peer,
+                        peers.as_ref(),
+                        &self.config,
+                        true,
+                    ) {
+                        Ok(()) => Attempt::Delivered(receipt),
+                        Err(e) => Attempt::Transient(format!("{text} (receipt: {e})")),
+                    }
+                }
                 // Ours or theirs may be behind on keys: retry after a refresh.
                 (_, "unknown_recipient_key" | "unknown_signing_key" | "unauthenticated_peer") => {
                     Attempt::Transient(text)
@@ -321,6 +333,7 @@ fn verify_receipt(
     peer: &Peer,
     peers: &dyn super::Peers,
     config: &Config,
+    replayed_counts: bool,
 ) -> Result<(), String> {
     let receipt = Receipt::from_bytes(bytes).map_err(|e| e.to_string())?;
     receipt
@@ -340,6 +353,7 @@ fn verify_receipt(
     }
     match receipt.verdict {
         gsp_federation::Verdict::Accepted => Ok(()),
+        gsp_federation::Verdict::Rejected(code) if replayed_counts && code == "replayed" => Ok(()),
         gsp_federation::Verdict::Rejected(code) => {
             Err(format!("the receipt says rejected: {code}"))
         }
