@@ -111,8 +111,13 @@ fn vector_envelopes() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        // Envelope vectors only: vectors/directory/ holds the directory's.
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
         let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         if let Some(e) = v["envelope"].as_str() {
             out.push(hex::decode(e).unwrap());
         }

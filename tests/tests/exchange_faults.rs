@@ -153,12 +153,31 @@ for_each_backend! {
         let genuine = seal(&draft("KEN", "PAK", now, 3600), &good_body, false);
         let (s1, receipt1) = send(&ken_client, genuine.clone());
         assert_eq!(s1, 200, "{}", String::from_utf8_lossy(&receipt1));
+        let genuine_copy = genuine.clone();
         let (s2, receipt2) = send(&ken_client, genuine);
         assert_eq!(s2, 200);
         assert_eq!(receipt1, receipt2, "a duplicate gets the original receipt");
         assert_eq!(net.node("PAK").cases().len(), cases_before + 1);
         assert_eq!(metric(net.node("PAK"), "gsp_federation_received_total{result=\"duplicate\"}"), 1);
         let stored = net.node("PAK").cases().len();
+
+        // The receipt can be fetched again by its sender (SPEC §15.3), by id.
+        let genuine_id = gsp_federation::parse(&genuine_copy, 1 << 20).unwrap().routing.message_id;
+        let receipts_url = |id: &str| format!("https://127.0.0.1:{}/federation/v1/receipts/{id}", net.node("PAK").port);
+        let get = |client: &reqwest::Client, url: String| -> (u16, Vec<u8>) {
+            rt.block_on(async {
+                let r = client.get(&url).send().await.unwrap();
+                (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+            })
+        };
+        assert_eq!(get(&ken_client, receipts_url(&genuine_id.to_string())), (200, receipt1.clone()));
+        let (s, bytes) = get(&ken_client, receipts_url(&uuid::Uuid::now_v7().to_string()));
+        assert_eq!((s, code_of(&bytes).0.as_str()), (404, "not_found"));
+        // Another Party (here PAK's own certificate) does not get KEN's receipt.
+        let (s, bytes) = get(&client_as(&pak_keys.tls), receipts_url(&genuine_id.to_string()));
+        assert_eq!((s, code_of(&bytes).0.as_str()), (404, "not_found"));
+        let (s, bytes) = get(&ken_client, receipts_url("not-a-uuid"));
+        assert_eq!((s, code_of(&bytes).0.as_str()), (400, "malformed_header"));
 
         // Each of these is refused with its SPEC code and a signed rejection receipt.
         let expired = seal(&draft("KEN", "PAK", now - 3 * 86_400_000, 86_400), &good_body, false);

@@ -292,6 +292,7 @@ pub async fn receive(
             }
             Err(ExchangeError::Database(e)) => Err(("internal_error".into(), e.to_string())),
             Err(ExchangeError::Seal(e)) => Err(("internal_error".into(), e)),
+            Err(ExchangeError::Invalid(e)) => Err(("invalid_body".into(), e)),
             Err(e) => Err(("case_conflict".into(), e.to_string())),
         }
     })
@@ -321,12 +322,70 @@ pub async fn receive(
     }
 }
 
-/// Registers the federation routes.
+/// `GET /federation/v1/receipts/{message_id}` (SPEC §15.3): the receipt this
+/// node issued for a message it accepted from the calling Party — never for
+/// another Party's messages.
+pub async fn receipt_again(
+    state: web::Data<FederationState>,
+    req: HttpRequest,
+    message_id: web::Path<String>,
+) -> HttpResponse {
+    let fed = &state.federation;
+    let json = |status: StatusCode, code: &str, message: String| {
+        HttpResponse::build(status).json(serde_json::json!({"code": code, "message": message}))
+    };
+    let Some(peer) = tls::peer_spki(&req).and_then(|pin| fed.peers.party_for_pin(&pin)) else {
+        return json(
+            StatusCode::FORBIDDEN,
+            "unauthenticated_peer",
+            "the TLS client certificate is not a Party's in the directory".into(),
+        );
+    };
+    let Ok(id) = Uuid::parse_str(&message_id) else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            "malformed_header",
+            format!("{:?} is not a message id (UUID)", message_id.as_str()),
+        );
+    };
+    let found = state
+        .db
+        .run(move |c| {
+            store::receipt_of(c, peer.as_str(), &id.to_string())
+                .map_err(crate::storage::StorageError::from)
+        })
+        .await;
+    match found {
+        Ok(Some(receipt)) => {
+            let mut res = HttpResponse::Ok();
+            res.content_type(RECEIPT_TYPE);
+            if let Some(c) = fed.peers.checkpoint() {
+                res.insert_header((CHECKPOINT_HEADER, c));
+            }
+            res.body(receipt)
+        }
+        Ok(None) => json(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no message {id} from {} was accepted here", peer.as_str()),
+        ),
+        Err(e) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal_error",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Registers the federation routes. The message handler enforces the
+/// envelope limit itself while reading, so that it can answer with SPEC codes.
 pub fn configure(cfg: &mut web::ServiceConfig, state: FederationState) {
-    let limit = state.config.federation.max_envelope_bytes;
-    let _ = limit; // the handler enforces it while reading, with SPEC errors
     cfg.app_data(web::Data::new(state))
-        .route("/federation/v1/messages", web::post().to(receive));
+        .route("/federation/v1/messages", web::post().to(receive))
+        .route(
+            "/federation/v1/receipts/{message_id}",
+            web::get().to(receipt_again),
+        );
 }
 
 /// Binds the federation listener (mutual TLS 1.3, clients pinned to the
