@@ -105,7 +105,12 @@ impl Database {
         }
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
-            .min_idle(Some(1))
+            // No background connecting: with PostgreSQL over TLS, a process
+            // that exits while r2d2 opens a spare connection on its own thread
+            // can crash in libpq/OpenSSL's exit handlers (seen as SIGSEGV in
+            // short CLI commands). Connections are made when asked for and
+            // kept until idle.
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(settings.pool_timeout_secs.max(1)))
             .build(manager)
             .map_err(|e| StorageError::Connect {
