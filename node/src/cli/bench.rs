@@ -37,6 +37,10 @@ enum BenchCommand {
     Ingest(IngestArgs),
     /// Trace latency and bulk lookup time on the database given by --database.
     Trace(TraceArgs),
+    /// Two nodes and a directory on this machine: verifications per second
+    /// end to end against the cryptographic ceiling and bare mutual TLS,
+    /// latency at half load, one large verification, memory.
+    Exchange(super::bench_exchange::ExchangeBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,11 +73,26 @@ struct TraceArgs {
 }
 
 impl BenchArgs {
+    /// Whether this is `gsp bench exchange`, which builds its own nodes and
+    /// needs no node context.
+    pub fn is_exchange(&self) -> bool {
+        matches!(self.command, BenchCommand::Exchange(_))
+    }
+
+    /// Runs a benchmark that needs no node context (`exchange`).
+    pub fn run_without_context(&self) -> anyhow::Result<()> {
+        match &self.command {
+            BenchCommand::Exchange(a) => a.run(),
+            _ => bail!("this benchmark runs against a node: give --data-dir or --database"),
+        }
+    }
+
     /// Runs the benchmark.
     pub fn run(&self, ctx: &Context) -> anyhow::Result<()> {
         match &self.command {
             BenchCommand::Ingest(a) => ingest(a, &ctx.config),
             BenchCommand::Trace(a) => trace_bench(a, ctx),
+            BenchCommand::Exchange(a) => a.run(),
         }
     }
 }

@@ -5,12 +5,14 @@
 //! exit status 1.
 
 mod bench;
+mod bench_exchange;
 mod certs;
 mod config_cmd;
 mod demo;
 mod directory;
 mod gen_cmd;
 mod import;
+mod lab;
 mod outbox;
 mod serve;
 mod status;
@@ -168,16 +170,25 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logging for commands whose own output tells the story: problems only.
+fn quiet() -> Config {
+    let mut quiet = Config::default();
+    quiet.log.level = "warn".into();
+    quiet
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no configuration.
     match &cli.command {
         Command::Gen(args) => return args.run(),
         Command::Demo(args) => {
             // The demo's own output is the story; only problems are logged.
-            let mut quiet = Config::default();
-            quiet.log.level = "warn".into();
-            init_logging(&quiet);
+            init_logging(&quiet());
             return args.run();
+        }
+        Command::Bench(args) if args.is_exchange() => {
+            init_logging(&quiet());
+            return args.run_without_context();
         }
         Command::Certs(_) => {}
         Command::Config(args) if args.needs_no_context() => return args.run(None),

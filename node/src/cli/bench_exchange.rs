@@ -1,0 +1,624 @@
+//! `gsp bench exchange`: two real nodes (KEN asks, PAK answers) and a
+//! directory on this machine, measured end to end through KEN's officers' API.
+//!
+//! 1. the cryptographic ceiling: the sign/seal/open/verify work of one
+//!    verification (request, its receipt, the answer, its receipt), called
+//!    directly on one thread, with the real request and answer bodies;
+//! 2. a bare mutual-TLS request/response on the same stack (actix-web and
+//!    reqwest on rustls with ring, pinned certificates, connection reuse);
+//! 3. throughput: many single-code verifications composed at once, until
+//!    every answer is back;
+//! 4. latency at half that rate (open loop), p50/p99 from the requesting
+//!    node's own records (case created → answer recorded);
+//! 5. one large verification (default 1,000,000 codes) on the answering node's
+//!    data, and the peak memory of both nodes.
+
+use super::lab::{Api, Lab, Loaded, PartySpec, Proc, common, with};
+use crate::config::SqliteSync;
+use crate::exchange::model::CaseState;
+use crate::federation::NodeIdentity;
+use crate::storage::schema::cases;
+use crate::storage::{Database, DatabaseUrl};
+use crate::tls::{self, ClientAuth, StaticPins};
+use anyhow::{Context as _, bail};
+use clap::Args;
+use diesel::prelude::*;
+use gsp_federation::{
+    InMemorySeenIds, MessageDraft, OpenContext, Part, PartyCode, Receipt, SenderKey, TemplateRef,
+    UnixMillis, Validity, Verdict,
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Arguments of `gsp bench exchange`.
+#[derive(Debug, Args)]
+pub struct ExchangeBenchArgs {
+    /// Packs of data on the answering node (PAK).
+    #[arg(long, default_value_t = 1_000_000)]
+    packs: u64,
+    /// Single-code verifications in the throughput run.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Requests being composed at once in the throughput run.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds of the half-load latency run.
+    #[arg(long, default_value_t = 20)]
+    latency_secs: u64,
+    /// Codes in the large verification (0: skip it).
+    #[arg(long, default_value_t = 1_000_000)]
+    large: usize,
+    /// Folder for the federation. A folder left by an earlier run (it holds
+    /// `bench-lab.json`) is reused as it is, data included.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The nodes' SQLite `synchronous` setting: full (durable against power
+    /// loss, the default) or normal (durable against a crash of the process).
+    #[arg(long, value_parser = ["full", "normal"], default_value = "full")]
+    sync: String,
+}
+
+/// The federation of a bench run, as saved for reuse.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    lab: Lab,
+    /// Pack codes of PAK, for requests.
+    pak_packs: Vec<String>,
+    packs: u64,
+}
+
+impl ExchangeBenchArgs {
+    /// Runs the benchmark and prints its figures.
+    pub fn run(&self) -> anyhow::Result<()> {
+        tls::install_default_provider();
+        let sync = if self.sync == "normal" {
+            SqliteSync::Normal
+        } else {
+            SqliteSync::Full
+        };
+        let temp;
+        let root: PathBuf = match &self.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                d.canonicalize()?
+            }
+            None => {
+                temp = tempfile::Builder::new().prefix("gsp-bench-").tempdir()?;
+                temp.path().to_path_buf()
+            }
+        };
+        let saved_path = root.join("bench-lab.json");
+        let saved: Saved = if saved_path.exists() {
+            let s: Saved = serde_json::from_slice(&std::fs::read(&saved_path)?)
+                .with_context(|| format!("reading {}", saved_path.display()))?;
+            println!(
+                "reusing the federation in {} ({} packs on PAK)",
+                root.display(),
+                s.packs
+            );
+            s
+        } else {
+            if std::fs::read_dir(&root)?.next().is_some() {
+                bail!(
+                    "{} is neither empty nor a folder of an earlier run",
+                    root.display()
+                );
+            }
+            println!(
+                "building a directory, KEN (10,000 packs) and PAK ({} packs) in {}",
+                self.packs,
+                root.display()
+            );
+            let big_api = "\n[exchange]\nin_flight_per_peer = 32\n".to_owned();
+            let specs = [
+                PartySpec {
+                    code: "KEN",
+                    packs: 10_000,
+                    extra_config: big_api.clone(),
+                    api_max_body_bytes: Some(64 * 1024 * 1024),
+                },
+                PartySpec {
+                    code: "PAK",
+                    packs: self.packs,
+                    extra_config: big_api,
+                    api_max_body_bytes: None,
+                },
+            ];
+            let t = Instant::now();
+            let (lab, loaded): (Lab, Loaded) = Lab::build(
+                &root,
+                &specs,
+                sync,
+                self.large.max(100_000),
+                |party, n, what| {
+                    println!(
+                        "  {party}: {what} ({n}) after {:.0} s",
+                        t.elapsed().as_secs_f64()
+                    )
+                },
+            )?;
+            let s = Saved {
+                pak_packs: loaded.packs_of("PAK").to_vec(),
+                lab,
+                packs: self.packs,
+            };
+            std::fs::write(&saved_path, serde_json::to_vec(&s)?)?;
+            s
+        };
+        set_sync(&saved.lab, sync)?;
+        let procs = saved.lab.start()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(self.measure(&saved, &procs))
+    }
+
+    async fn measure(&self, saved: &Saved, procs: &[Proc]) -> anyhow::Result<()> {
+        let lab = &saved.lab;
+        let (ken, pak) = (lab.party("KEN")?, lab.party("PAK")?);
+        let ken_api = Arc::new(Api::login(&ken.api_url, "officer").await?);
+        let pak_api = Api::login(&pak.api_url, "officer").await?;
+        let codes = &saved.pak_packs;
+        let probe = codes.first().context("no PAK codes")?;
+        ken_api.wait_directory(probe, "KEN").await?;
+        pak_api.wait_directory(probe, "PAK").await?;
+        let ken_db = Database::open(
+            &DatabaseUrl::parse(&ken.database)?,
+            &crate::config::DatabaseSettings::default(),
+        )?;
+
+        // Warm up, and take a real request and answer for the crypto ceiling.
+        let id = compose(&ken_api, &codes[..1]).await?;
+        ken_api
+            .wait_case(&id, &["answered_full"], Duration::from_secs(60))
+            .await?;
+        let detail = ken_api.get(&format!("/api/v1/cases/{id}")).await?;
+        let body_of = |kind: &str| -> anyhow::Result<Vec<u8>> {
+            let m = detail["messages"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["kind"] == kind))
+                .with_context(|| format!("no {kind} in the warm-up case"))?;
+            Ok(serde_json::to_vec(&m["body"])?)
+        };
+        let (request_body, answer_body) = (body_of("request")?, body_of("answer")?);
+
+        println!("\n1. cryptography of one verification, called directly (one thread)");
+        let per_verification = crypto_per_verification(ken, pak, &request_body, &answer_body)?;
+        let ceiling_per_core = 1.0 / per_verification.as_secs_f64();
+        println!(
+            "   {:.0} µs per verification (2 seals, 2 opens, 2 receipts signed and verified): {:.0}/s per core, {:.0}/s on 2 cores",
+            per_verification.as_secs_f64() * 1e6,
+            ceiling_per_core,
+            2.0 * ceiling_per_core
+        );
+
+        println!("\n2. bare mutual-TLS request/response on the same stack");
+        let bare = bare_mtls(ken, pak, request_body.len(), self.concurrency).await?;
+        println!(
+            "   {bare:.0} requests/s ({} concurrent, keep-alive)",
+            self.concurrency
+        );
+
+        println!(
+            "\n3. throughput: {} single-code verifications, {} composed at once",
+            self.requests, self.concurrency
+        );
+        let t0 = crate::exchange::store::now_ms();
+        let started = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..self.concurrency {
+            let (api, next) = (ken_api.clone(), next.clone());
+            let codes = codes.clone();
+            let n = self.requests;
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<(), anyhow::Error>(());
+                    }
+                    let code = &codes[(i * 7919) % codes.len()];
+                    compose(&api, std::slice::from_ref(code)).await?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let composed = started.elapsed();
+        let done = wait_answered(&ken_db, t0, self.requests, Duration::from_secs(600)).await?;
+        let lat = latencies(&ken_db, t0).await?;
+        let span_ms = lat.last_answer - t0;
+        let rate = self.requests as f64 / (span_ms as f64 / 1000.0);
+        println!(
+            "   composed in {:.1} s; all {} answered after {:.1} s: {:.0} verifications/s ({:.2} of the 2-core crypto ceiling, {:.2} of bare mTLS)",
+            composed.as_secs_f64(),
+            done,
+            span_ms as f64 / 1000.0,
+            rate,
+            rate / (2.0 * ceiling_per_core),
+            rate / bare
+        );
+        println!(
+            "   latency under full load: p50 {} ms, p99 {} ms",
+            lat.p50, lat.p99
+        );
+
+        let half = (rate / 2.0).max(1.0);
+        println!(
+            "\n4. latency at half that rate: {half:.0}/s for {} s",
+            self.latency_secs
+        );
+        let t1 = crate::exchange::store::now_ms();
+        let total = (half * self.latency_secs as f64) as usize;
+        let tick = Duration::from_millis(10);
+        let per_tick = half / 100.0;
+        let mut owed = 0.0;
+        let mut sent = 0usize;
+        let mut interval = tokio::time::interval(tick);
+        let mut pending = Vec::new();
+        while sent < total {
+            interval.tick().await;
+            owed += per_tick;
+            while owed >= 1.0 && sent < total {
+                owed -= 1.0;
+                let api = ken_api.clone();
+                let code = codes[(sent * 104_729) % codes.len()].clone();
+                pending.push(tokio::spawn(async move {
+                    compose(&api, std::slice::from_ref(&code)).await.map(|_| ())
+                }));
+                sent += 1;
+            }
+        }
+        for p in pending {
+            p.await??;
+        }
+        wait_answered(&ken_db, t1, total, Duration::from_secs(600)).await?;
+        let lat = latencies(&ken_db, t1).await?;
+        println!(
+            "   {} verifications: p50 {} ms, p99 {} ms, max {} ms",
+            lat.count, lat.p50, lat.p99, lat.max
+        );
+
+        if self.large > 0 {
+            let n = self.large.min(codes.len());
+            println!(
+                "\n5. one verification of {n} codes on a node holding {} packs",
+                saved.packs
+            );
+            let started = Instant::now();
+            let id = compose(&ken_api, &codes[..n]).await?;
+            let composed = started.elapsed();
+            let case = ken_api
+                .wait_case(
+                    &id,
+                    &["answered_full", "answered_partial"],
+                    Duration::from_secs(900),
+                )
+                .await?;
+            let total = started.elapsed();
+            let detail = ken_api.get(&format!("/api/v1/cases/{id}")).await?;
+            let summary = detail["messages"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["kind"] == "answer"))
+                .map(|m| m["body"]["summary"].clone())
+                .unwrap_or_default();
+            println!(
+                "   answered ({}) in {:.2} s end to end (composing and sealing the request: {:.2} s); summary {summary}",
+                case["state"],
+                total.as_secs_f64(),
+                composed.as_secs_f64()
+            );
+        }
+
+        println!("\npeak memory (VmHWM)");
+        for p in procs.iter().skip(1) {
+            if let Some(b) = p.peak_rss_bytes() {
+                println!("   {}: {:.0} MB", p.name(), b as f64 / 1e6);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rewrites the nodes' `sqlite_synchronous` (a reused folder may have been
+/// built with the other setting).
+fn set_sync(lab: &Lab, sync: SqliteSync) -> anyhow::Result<()> {
+    let value = match sync {
+        SqliteSync::Full => "full",
+        SqliteSync::Normal => "normal",
+    };
+    for n in &lab.parties {
+        let text = std::fs::read_to_string(&n.config)?;
+        let out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("sqlite_synchronous") {
+                    format!("sqlite_synchronous = \"{value}\"")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&n.config, out.join("\n") + "\n")?;
+    }
+    Ok(())
+}
+
+/// Composes a uid-verification of `codes` to PAK; returns the case id.
+async fn compose(api: &Api, codes: &[String]) -> anyhow::Result<String> {
+    let case = api
+        .post(
+            "/api/v1/cases",
+            &json!({
+                "to": "PAK", "template": "uid-verification",
+                "body": with(common("Benchmark: packs seized at a border post"), json!({"codes": codes}))
+            }),
+        )
+        .await?;
+    Ok(case["case_id"]
+        .as_str()
+        .context("no case id in the answer")?
+        .to_owned())
+}
+
+/// The states of an answered case.
+fn answered() -> [i16; 2] {
+    [
+        CaseState::AnsweredFull.to_i16(),
+        CaseState::AnsweredPartial.to_i16(),
+    ]
+}
+
+/// Waits until `n` cases created since `since` are answered; returns how many are.
+async fn wait_answered(
+    db: &Database,
+    since: i64,
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let done: i64 = db
+            .run(move |c| {
+                cases::table
+                    .filter(cases::created_at.ge(since))
+                    .filter(cases::state.eq_any(answered()))
+                    .count()
+                    .get_result(c)
+                    .map_err(crate::storage::StorageError::from)
+            })
+            .await?;
+        if done as usize >= n {
+            return Ok(done as usize);
+        }
+        if Instant::now() > deadline {
+            bail!("only {done} of {n} verifications answered in time");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Latency figures, in milliseconds.
+struct Latencies {
+    count: usize,
+    p50: i64,
+    p99: i64,
+    max: i64,
+    last_answer: i64,
+}
+
+/// Case created → answer recorded, for the answered cases created since `since`.
+async fn latencies(db: &Database, since: i64) -> anyhow::Result<Latencies> {
+    let rows: Vec<(i64, i64)> = db
+        .run(move |c| {
+            cases::table
+                .filter(cases::created_at.ge(since))
+                .filter(cases::state.eq_any(answered()))
+                .select((cases::created_at, cases::updated_at))
+                .load(c)
+                .map_err(crate::storage::StorageError::from)
+        })
+        .await?;
+    let mut lat: Vec<i64> = rows.iter().map(|(c, u)| u - c).collect();
+    lat.sort_unstable();
+    let at = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Ok(Latencies {
+        count: lat.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        max: lat.last().copied().unwrap_or(0),
+        last_answer: rows.iter().map(|(_, u)| *u).max().unwrap_or(since),
+    })
+}
+
+/// The signing and sealing work of one verification, on this thread.
+fn crypto_per_verification(
+    ken: &super::lab::NodeInfo,
+    pak: &super::lab::NodeInfo,
+    request: &[u8],
+    answer: &[u8],
+) -> anyhow::Result<Duration> {
+    let ken_id = NodeIdentity::load(&ken.keys).map_err(anyhow::Error::msg)?;
+    let pak_id = NodeIdentity::load(&pak.keys).map_err(anyhow::Error::msg)?;
+    let key_of = |id: &NodeIdentity| SenderKey {
+        key: id.signing_key.verifying_key(),
+        validity: Validity::ALWAYS,
+    };
+    let mut keys: BTreeMap<PartyCode, Vec<SenderKey>> = BTreeMap::new();
+    keys.insert(ken_id.party, vec![key_of(&ken_id)]);
+    keys.insert(pak_id.party, vec![key_of(&pak_id)]);
+    let seen = InMemorySeenIds::default();
+    let now = UnixMillis::now();
+    fn ctx<'a>(
+        us: &'a NodeIdentity,
+        keys: &'a BTreeMap<PartyCode, Vec<SenderKey>>,
+        seen: &'a InMemorySeenIds,
+        now: UnixMillis,
+    ) -> OpenContext<'a> {
+        OpenContext {
+            us: us.party,
+            our_keys: &us.encryption_keys,
+            sender_keys: keys,
+            seen,
+            now,
+            skew: Duration::from_secs(300),
+            max_envelope: gsp_federation::envelope::MAX_ENVELOPE,
+        }
+    }
+    let draft = |from: &NodeIdentity, to: &NodeIdentity, part: Part| {
+        let mut d = MessageDraft::new(
+            from.party,
+            to.party,
+            uuid::Uuid::now_v7(),
+            "application/json",
+            now,
+            Duration::from_secs(3600),
+        );
+        d.template = Some(TemplateRef {
+            name: "uid-verification".into(),
+            version: 1,
+            part,
+        });
+        d
+    };
+    // One message's full cycle: seal, open, receipt signed and verified.
+    let cycle = |from: &NodeIdentity, to: &NodeIdentity, part: Part, body: &[u8]| {
+        let d = draft(from, to, part);
+        let envelope = gsp_federation::seal(
+            &d,
+            body,
+            &from.signing_key,
+            &to.encryption_keys[0].key.public_key(),
+        )
+        .map_err(|e| anyhow::anyhow!("seal: {e}"))?;
+        let opened = gsp_federation::open(&envelope, &ctx(to, &keys, &seen, now))
+            .map_err(|e| anyhow::anyhow!("open: {e}"))?;
+        let receipt = Receipt::sign(
+            gsp_federation::envelope_digest(&envelope),
+            d.message_id,
+            to.party,
+            from.party,
+            now,
+            Verdict::Accepted,
+            &to.signing_key,
+        )
+        .to_bytes();
+        Receipt::from_bytes(&receipt)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .verify(&envelope, &[key_of(to)], now, Duration::from_secs(300))
+            .map_err(|e| anyhow::anyhow!("receipt: {e}"))?;
+        Ok::<usize, anyhow::Error>(opened.body().len())
+    };
+    let rounds = 2_000u32;
+    let mut checksum = 0;
+    for _ in 0..50 {
+        checksum += cycle(&ken_id, &pak_id, Part::Request, request)?;
+    }
+    let t = Instant::now();
+    for _ in 0..rounds {
+        checksum += cycle(&ken_id, &pak_id, Part::Request, request)?;
+        checksum += cycle(&pak_id, &ken_id, Part::Answer, answer)?;
+    }
+    let elapsed = t.elapsed();
+    if checksum == 0 {
+        bail!("nothing was opened");
+    }
+    Ok(elapsed / rounds)
+}
+
+/// Requests per second of a bare POST (a body of `size` bytes, 200-byte
+/// answer) over mutual TLS 1.3 with pinned certificates: actix-web with two
+/// workers, like a node, and reqwest with connection reuse.
+async fn bare_mtls(
+    ken: &super::lab::NodeInfo,
+    pak: &super::lab::NodeInfo,
+    size: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let ken_id = NodeIdentity::load(&ken.keys).map_err(anyhow::Error::msg)?;
+    let pak_id = NodeIdentity::load(&pak.keys).map_err(anyhow::Error::msg)?;
+    let server_tls = tls::server_config(
+        &pak_id.tls,
+        ClientAuth::Required(Arc::new(StaticPins::one(ken_id.tls.spki_sha256))),
+    )?;
+    let port = super::lab::free_port()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sys = actix_web::rt::System::new();
+        let r = sys.block_on(async move {
+            let server = HttpServer::new(|| {
+                App::new().route(
+                    "/echo",
+                    web::post().to(|body: web::Bytes| async move {
+                        // Read the whole request, answer like a receipt would.
+                        let _ = body.len();
+                        HttpResponse::Ok().body(vec![b'r'; 200])
+                    }),
+                )
+            })
+            .workers(2)
+            .bind_rustls_0_23(("127.0.0.1", port), server_tls)?
+            .run();
+            let _ = tx.send(server.handle());
+            server.await
+        });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "bare mTLS server");
+        }
+    });
+    let handle = rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("the bare mTLS server did not start")?;
+    let client = tls::http_client(
+        tls::client_config(
+            Arc::new(StaticPins::one(pak_id.tls.spki_sha256)),
+            Some(&ken_id.tls),
+        )?,
+        Duration::from_secs(30),
+    )?;
+    let url = format!("https://127.0.0.1:{port}/echo");
+    let body = actix_web::web::Bytes::from(vec![b'e'; size]);
+    let run = |n: usize| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move {
+            let next = Arc::new(AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..concurrency {
+                let (client, url, body, next) =
+                    (client.clone(), url.clone(), body.clone(), next.clone());
+                tasks.push(tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < n {
+                        let r = client.post(&url).body(body.clone()).send().await?;
+                        if !r.status().is_success() {
+                            bail!("bare mTLS: HTTP {}", r.status());
+                        }
+                        r.bytes().await?;
+                    }
+                    Ok(())
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    run(2_000).await?;
+    let t = Instant::now();
+    let n = 40_000;
+    run(n).await?;
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    handle.stop(true).await;
+    Ok(rate)
+}
