@@ -14,6 +14,16 @@ small_enum! {
 }
 
 small_enum! {
+    /// Which way a message travelled.
+    pub enum Direction {
+        /// We sent it.
+        Out = 0 => "out",
+        /// We received it.
+        In = 1 => "in",
+    }
+}
+
+small_enum! {
     /// Where a case stands.
     pub enum CaseState {
         /// Being written, nothing sent.

@@ -9,7 +9,7 @@
 //! Retries back off exponentially with jitter, capped; a message still
 //! undelivered at its expiry fails visibly, with the reason, on its case.
 
-use super::model::{CaseState, MessageKind, MessageState, OutboxState};
+use super::model::{CaseState, Direction, MessageKind, MessageState, OutboxState};
 use crate::config::ExchangeSettings;
 use crate::storage::schema::{audit, cases, messages, outbox};
 use crate::storage::{DbConnection, write_transaction};
@@ -191,7 +191,7 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
         // attachment sent with it are.
         let undelivered: i64 = messages::table
             .filter(messages::case_id.eq(&case_id))
-            .filter(messages::direction.eq(0i16))
+            .filter(messages::direction.eq(Direction::Out.to_i16()))
             .filter(messages::kind.eq_any([
                 MessageKind::Request.to_i16(),
                 MessageKind::Attachment.to_i16(),

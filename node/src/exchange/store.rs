@@ -7,7 +7,9 @@
 //! provides a [`Sealer`] (our signing key and the recipient's encryption key
 //! from the verified directory).
 
-use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind, MessageState, OutboxState};
+use super::model::{
+    AnswerPolicy, CaseRole, CaseState, Direction, MessageKind, MessageState, OutboxState,
+};
 use crate::auth::{Role, User};
 use crate::config::ExchangeSettings;
 use crate::storage::schema::{audit, cases, messages, outbox};
@@ -216,7 +218,7 @@ fn insert_message(
             messages::from_party.eq(draft.from.as_str()),
             messages::to_party.eq(draft.to.as_str()),
             messages::case_id.eq(draft.case_id.to_string()),
-            messages::direction.eq(0i16),
+            messages::direction.eq(Direction::Out.to_i16()),
             messages::kind.eq(kind.to_i16()),
             messages::template.eq(draft.template.as_ref().map(|t| t.name.clone())),
             messages::content_type.eq(&draft.content_type),
@@ -552,37 +554,45 @@ pub struct ArrivalOutcome {
     pub case_id: String,
 }
 
-/// The stored receipt of a message already received from `from`, if any.
+/// The receipt we issued for a message received from `from`, if any.
 pub fn receipt_of(
     conn: &mut DbConnection,
     from: &str,
     message_id: &str,
 ) -> QueryResult<Option<Vec<u8>>> {
-    Ok(messages::table
-        .filter(messages::from_party.eq(from))
-        .filter(messages::message_id.eq(message_id))
-        .select(messages::receipt)
-        .first::<Option<Vec<u8>>>(conn)
-        .optional()?
-        .flatten())
+    issued_receipt(conn, from, message_id, None)
 }
 
-/// The stored receipt of exactly these envelope bytes from `from`, if they
-/// were received before (a retry whose first response was lost).
+/// The receipt we issued for exactly these envelope bytes from `from`, if
+/// they were received before (a retry whose first response was lost).
 pub fn receipt_for_same_envelope(
     conn: &mut DbConnection,
     from: &str,
     message_id: &str,
     envelope: &[u8],
 ) -> QueryResult<Option<Vec<u8>>> {
-    Ok(messages::table
+    issued_receipt(conn, from, message_id, Some(envelope))
+}
+
+/// Only received messages count: the receipts stored with messages we sent
+/// are the other Party's, not ours to hand out.
+fn issued_receipt(
+    conn: &mut DbConnection,
+    from: &str,
+    message_id: &str,
+    same_envelope: Option<&[u8]>,
+) -> QueryResult<Option<Vec<u8>>> {
+    let row: Option<(Option<Vec<u8>>, Option<String>)> = messages::table
+        .filter(messages::direction.eq(Direction::In.to_i16()))
         .filter(messages::from_party.eq(from))
         .filter(messages::message_id.eq(message_id))
-        .filter(messages::envelope_sha256.eq(sha256_hex(envelope)))
-        .select(messages::receipt)
-        .first::<Option<Vec<u8>>>(conn)
-        .optional()?
-        .flatten())
+        .select((messages::receipt, messages::envelope_sha256))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(receipt, sha)| match same_envelope {
+        Some(e) if sha.as_deref() != Some(sha256_hex(e).as_str()) => None,
+        _ => receipt,
+    }))
 }
 
 /// Records a message that arrived, with the receipt made by `sign_receipt`
@@ -685,7 +695,7 @@ pub fn record_arrival(
                 messages::from_party.eq(&from),
                 messages::to_party.eq(&to),
                 messages::case_id.eq(&case_id),
-                messages::direction.eq(1i16),
+                messages::direction.eq(Direction::In.to_i16()),
                 messages::kind.eq(kind.to_i16()),
                 messages::template.eq(h.template.as_ref().map(|t| t.name.clone())),
                 messages::content_type.eq(&h.content_type),
@@ -1435,7 +1445,9 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
                     message_id,
                     from,
                     to,
-                    direction: if direction == 0 { "out" } else { "in" },
+                    direction: Direction::from_i16(direction)
+                        .unwrap_or(Direction::Out)
+                        .as_str(),
                     kind: MessageKind::from_i16(kind).unwrap_or(MessageKind::Attachment),
                     template,
                     content_type,

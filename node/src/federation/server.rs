@@ -60,6 +60,14 @@ impl PinSet for DirectoryPins {
     }
 }
 
+/// Why a caller without a Party's pinned certificate is refused.
+const NOT_A_PARTY: &str = "the TLS client certificate is not a Party's in the directory";
+
+/// The Party whose pinned TLS certificate the caller presented.
+fn calling_party(fed: &Federation, req: &HttpRequest) -> Option<PartyCode> {
+    tls::peer_spki(req).and_then(|pin| fed.peers.party_for_pin(&pin))
+}
+
 fn now_ms() -> i64 {
     store::now_ms()
 }
@@ -182,12 +190,12 @@ pub async fn receive(
             None,
         );
     }
-    let Some(peer) = tls::peer_spki(&req).and_then(|pin| fed.peers.party_for_pin(&pin)) else {
+    let Some(peer) = calling_party(fed, &req) else {
         return reject(
             &state,
             StatusCode::FORBIDDEN,
             "unauthenticated_peer",
-            "the TLS client certificate is not a Party's in the directory",
+            NOT_A_PARTY,
             None,
         );
     };
@@ -334,11 +342,11 @@ pub async fn receipt_again(
     let json = |status: StatusCode, code: &str, message: String| {
         HttpResponse::build(status).json(serde_json::json!({"code": code, "message": message}))
     };
-    let Some(peer) = tls::peer_spki(&req).and_then(|pin| fed.peers.party_for_pin(&pin)) else {
+    let Some(peer) = calling_party(fed, &req) else {
         return json(
             StatusCode::FORBIDDEN,
             "unauthenticated_peer",
-            "the TLS client certificate is not a Party's in the directory".into(),
+            NOT_A_PARTY.into(),
         );
     };
     let Ok(id) = Uuid::parse_str(&message_id) else {

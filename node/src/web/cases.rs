@@ -6,7 +6,6 @@ use super::auth::Officer;
 use super::error::ApiError;
 use crate::auth::Role;
 use crate::exchange::store::{self, CaseFilter, ComposeRequest, NewAttachment, Slot};
-use crate::federation::NodeSealer;
 use actix_web::{HttpResponse, get, post, web};
 use base64::Engine as _;
 use gsp_federation::PartyCode;
@@ -104,10 +103,7 @@ pub async fn compose(
     let case_id = state
         .db
         .run(move |conn| {
-            let sealer = NodeSealer {
-                identity: &fed.identity,
-                peers: fed.peers.as_ref(),
-            };
+            let sealer = fed.sealer();
             let req = ComposeRequest {
                 to,
                 template,
@@ -172,10 +168,7 @@ pub async fn answer(
     let message_id = state
         .db
         .run(move |conn| {
-            let sealer = NodeSealer {
-                identity: &fed.identity,
-                peers: fed.peers.as_ref(),
-            };
+            let sealer = fed.sealer();
             store::answer(
                 conn,
                 &sealer,
@@ -207,10 +200,7 @@ pub async fn approve(
     let message_id = state
         .db
         .run(move |conn| {
-            let sealer = NodeSealer {
-                identity: &fed.identity,
-                peers: fed.peers.as_ref(),
-            };
+            let sealer = fed.sealer();
             store::approve(conn, &sealer, &settings, &user, &id, store::now_ms())
                 .map_err(ApiError::from)
         })
