@@ -293,10 +293,7 @@ fn raw_load(
 ) -> anyhow::Result<()> {
     let status = match url {
         DatabaseUrl::Sqlite(db) => {
-            let sync = match settings.sqlite_synchronous {
-                crate::config::SqliteSync::Full => "FULL",
-                crate::config::SqliteSync::Normal => "NORMAL",
-            };
+            let sync = settings.sqlite_synchronous.as_str();
             let mut cmd = Command::new("sqlite3");
             cmd.arg(db)
                 .arg(format!(

@@ -13,7 +13,7 @@
 //! 5. one large verification (default 1,000,000 codes) on the answering node's
 //!    data, and the peak memory of both nodes.
 
-use super::lab::{Api, Lab, Loaded, PartySpec, Proc, common, with};
+use super::lab::{Api, Lab, Loaded, PartySpec, Proc, Step, common, with};
 use crate::config::SqliteSync;
 use crate::exchange::model::CaseState;
 use crate::federation::NodeIdentity;
@@ -58,8 +58,8 @@ pub struct ExchangeBenchArgs {
     dir: Option<PathBuf>,
     /// The nodes' SQLite `synchronous` setting: full (durable against power
     /// loss, the default) or normal (durable against a crash of the process).
-    #[arg(long, value_parser = ["full", "normal"], default_value = "full")]
-    sync: String,
+    #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
+    sync: SqliteSync,
 }
 
 /// The federation of a bench run, as saved for reuse.
@@ -75,11 +75,7 @@ impl ExchangeBenchArgs {
     /// Runs the benchmark and prints its figures.
     pub fn run(&self) -> anyhow::Result<()> {
         tls::install_default_provider();
-        let sync = if self.sync == "normal" {
-            SqliteSync::Normal
-        } else {
-            SqliteSync::Full
-        };
+        let sync = self.sync;
         let temp;
         let root: PathBuf = match &self.dir {
             Some(d) => {
@@ -113,18 +109,20 @@ impl ExchangeBenchArgs {
                 self.packs,
                 root.display()
             );
-            let big_api = "\n[exchange]\nin_flight_per_peer = 32\n".to_owned();
+            // More deliveries in flight per peer than the default 8: the
+            // throughput run keeps hundreds of messages queued.
+            let exchange = "\n[exchange]\nin_flight_per_peer = 32\n".to_owned();
             let specs = [
                 PartySpec {
                     code: "KEN",
                     packs: 10_000,
-                    extra_config: big_api.clone(),
+                    extra_config: exchange.clone(),
                     api_max_body_bytes: Some(64 * 1024 * 1024),
                 },
                 PartySpec {
                     code: "PAK",
                     packs: self.packs,
-                    extra_config: big_api,
+                    extra_config: exchange,
                     api_max_body_bytes: None,
                 },
             ];
@@ -134,11 +132,13 @@ impl ExchangeBenchArgs {
                 &specs,
                 sync,
                 self.large.max(100_000),
-                |party, n, what| {
-                    println!(
-                        "  {party}: {what} ({n}) after {:.0} s",
-                        t.elapsed().as_secs_f64()
-                    )
+                |party, step| {
+                    let what = match step {
+                        Step::Generating { packs } => format!("generating {packs} packs"),
+                        Step::Importing => "importing".to_owned(),
+                        Step::Ready { codes, .. } => format!("{codes} codes imported, approved"),
+                    };
+                    println!("  {party}: {what} after {:.0} s", t.elapsed().as_secs_f64())
                 },
             )?;
             let s = Saved {
@@ -329,10 +329,7 @@ impl ExchangeBenchArgs {
 /// Rewrites the nodes' `sqlite_synchronous` (a reused folder may have been
 /// built with the other setting).
 fn set_sync(lab: &Lab, sync: SqliteSync) -> anyhow::Result<()> {
-    let value = match sync {
-        SqliteSync::Full => "full",
-        SqliteSync::Normal => "normal",
-    };
+    let value = sync.as_str();
     for n in &lab.parties {
         let text = std::fs::read_to_string(&n.config)?;
         let out: Vec<String> = text

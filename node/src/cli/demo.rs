@@ -8,7 +8,7 @@
 //! question and answer), prints what happened with the URLs and demo
 //! credentials, writes `demo.json` for scripts, and runs until Ctrl-C.
 
-use super::lab::{Api, Lab, PartySpec, common, with};
+use super::lab::{Api, Lab, PartySpec, Step, common, with};
 use crate::config::SqliteSync;
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -71,10 +71,14 @@ impl DemoArgs {
             &specs,
             SqliteSync::Normal,
             10_000,
-            |party, n, what| {
-                if what != "generating" && what != "importing" {
+            |party, step| {
+                if let Step::Ready {
+                    codes,
+                    root_fingerprint,
+                } = step
+                {
                     println!(
-                        "  {party:<3}  keys, {n} codes imported, registered and approved (root key {what})"
+                        "  {party:<3}  keys, {codes} codes imported, registered and approved (root key {root_fingerprint})"
                     );
                 }
             },

@@ -120,6 +120,25 @@ pub struct PartySpec {
     pub api_max_body_bytes: Option<usize>,
 }
 
+/// How far [`Lab::build`] has come with one Party.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// Writing its synthetic data.
+    Generating {
+        /// Packs being generated.
+        packs: u64,
+    },
+    /// Importing that data.
+    Importing,
+    /// Keys, data, accounts and an approved directory record are in place.
+    Ready {
+        /// Codes imported.
+        codes: u64,
+        /// The Party's root key, as an operator reads it aloud.
+        root_fingerprint: &'a str,
+    },
+}
+
 /// A built lab: what [`Lab::start`] needs, and what scripts read back.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Lab {
@@ -166,17 +185,14 @@ impl Lab {
         parties: &[PartySpec],
         sync: SqliteSync,
         keep_packs: usize,
-        mut progress: impl FnMut(&str, u64, &str),
+        mut progress: impl FnMut(&str, Step<'_>),
     ) -> anyhow::Result<(Lab, Loaded)> {
         let now = UnixMillis::now();
         let settings = DatabaseSettings {
             sqlite_synchronous: sync,
             ..DatabaseSettings::default()
         };
-        let sync_name = match sync {
-            SqliteSync::Full => "full",
-            SqliteSync::Normal => "normal",
-        };
+        let sync_name = sync.as_str();
 
         // The Secretariat.
         let sec_dir = root.join("secretariat");
@@ -245,7 +261,7 @@ impl Lab {
                     )?;
                 }
             }
-            progress(party, spec.packs, "generating");
+            progress(party, Step::Generating { packs: spec.packs });
             let data = dir.join("data.csv");
             let mut out = std::io::BufWriter::new(std::fs::File::create(&data)?);
             generate(
@@ -259,7 +275,7 @@ impl Lab {
             )?;
             out.flush()?;
             drop(out);
-            progress(party, spec.packs, "importing");
+            progress(party, Step::Importing);
             let report = import_file(
                 &db,
                 &data,
@@ -298,7 +314,13 @@ impl Lab {
             admin::submit(&sec_db, &sec_key, &signed.to_submission(), now)?;
             let root_fp = gsp_federation::fingerprint(&identity.root_key()?.verifying_key().0);
             admin::approve(&sec_db, &sec_key, code, &root_fp, now)?;
-            progress(party, report.stats.codes_new, &root_fp);
+            progress(
+                party,
+                Step::Ready {
+                    codes: report.stats.codes_new,
+                    root_fingerprint: &root_fp,
+                },
+            );
             nodes.push(NodeInfo {
                 code: party.into(),
                 federation_url: format!("https://127.0.0.1:{fed_port}"),

@@ -72,13 +72,25 @@ settings! {
 }
 
 /// SQLite's `synchronous` pragma, restricted to the two sane values in WAL mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SqliteSync {
     /// Durable against power loss: fsync at every commit.
     Full,
     /// Durable against a process crash; the last commits may be lost on power loss.
     Normal,
+}
+
+impl SqliteSync {
+    /// The value as written in `gsp.toml` (and accepted by the SQLite pragma).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "full",
+            SqliteSync::Normal => "normal",
+        }
+    }
 }
 
 /// Log output format.

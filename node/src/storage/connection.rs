@@ -2,7 +2,7 @@
 //! connection manager that opens it with the right settings.
 
 use super::{DatabaseUrl, StorageError};
-use crate::config::{DatabaseSettings, SqliteSync};
+use crate::config::DatabaseSettings;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 
@@ -54,10 +54,7 @@ impl Manager {
     }
 
     fn sqlite_pragmas(&self) -> String {
-        let sync = match self.settings.sqlite_synchronous {
-            SqliteSync::Full => "FULL",
-            SqliteSync::Normal => "NORMAL",
-        };
+        let sync = self.settings.sqlite_synchronous.as_str();
         format!(
             "PRAGMA busy_timeout = {busy};\n\
              PRAGMA journal_mode = WAL;\n\
