@@ -133,42 +133,75 @@ pub fn draft_answer(
     Ok(Some((Value::Object(fields), attachments)))
 }
 
-/// Answers every request waiting for an automatic answer. Returns how many
-/// were answered; errors on one case are logged and do not stop the others.
-pub fn answer_pending(
+/// An automatic answer drafted from the data, not yet sent.
+pub struct Drafted {
+    /// The case answered.
+    pub case_id: String,
+    /// The answer body.
+    pub body: Value,
+    /// Its attachments (a large result).
+    pub attachments: Vec<NewAttachment>,
+}
+
+/// Drafts answers for up to `limit` requests waiting for an automatic answer
+/// (reads only). Requests whose attachments have not all arrived are left for
+/// later; a request that cannot be answered from the data is logged and
+/// skipped.
+pub fn draft_pending(
     conn: &mut DbConnection,
-    sealer: &dyn Sealer,
     settings: &ExchangeSettings,
-) -> Result<usize, ExchangeError> {
+    limit: i64,
+) -> Result<Vec<Drafted>, ExchangeError> {
     let waiting: Vec<String> = cases::table
         .filter(cases::role.eq(CaseRole::Responder.to_i16()))
         .filter(cases::policy.eq(AnswerPolicy::Automatic.to_i16()))
         .filter(cases::state.eq(CaseState::Delivered.to_i16()))
         .order(cases::created_at)
-        .limit(100)
+        .limit(limit)
         .select(cases::id)
         .load(conn)?;
-    let mut answered = 0;
+    let mut drafted = Vec::with_capacity(waiting.len());
     for case_id in waiting {
-        let outcome = draft_answer(conn, &case_id, settings).and_then(|draft| match draft {
-            None => Ok(false),
-            Some((body, attachments)) => store::answer(
-                conn,
-                sealer,
-                settings,
-                None,
-                &case_id,
+        match draft_answer(conn, &case_id, settings) {
+            Ok(Some((body, attachments))) => drafted.push(Drafted {
+                case_id,
                 body,
                 attachments,
-                store::now_ms(),
-            )
-            .map(|_| true),
-        });
-        match outcome {
-            Ok(true) => answered += 1,
-            Ok(false) => {}
+            }),
+            Ok(None) => {}
             Err(e) => tracing::error!(%case_id, error = %e, "automatic answer failed"),
         }
     }
-    Ok(answered)
+    Ok(drafted)
+}
+
+/// Sends drafted automatic answers, each in its own transaction or savepoint
+/// (a case answered meanwhile by another instance is refused by
+/// [`store::answer`] and skipped). Returns how many were sent.
+pub fn send_drafted(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    drafted: Vec<Drafted>,
+) -> usize {
+    let mut answered = 0;
+    for d in drafted {
+        let now = store::now_ms();
+        match store::answer(
+            conn,
+            sealer,
+            settings,
+            None,
+            &d.case_id,
+            d.body,
+            d.attachments,
+            now,
+        ) {
+            Ok(_) => answered += 1,
+            Err(e) => {
+                tracing::error!(case_id = %d.case_id, error = %e, "automatic answer failed")
+            }
+        }
+    }
+    answered
 }

@@ -135,7 +135,7 @@ impl Delivery {
             let (instance, p) = (self.instance.clone(), peer.to_owned());
             let due = match self
                 .db
-                .run(move |c| {
+                .write(move |c| {
                     outbox::claim(c, &instance, &p, now, lease, limit)
                         .map_err(crate::storage::StorageError::from)
                 })
@@ -170,7 +170,7 @@ impl Delivery {
             Attempt::Delivered(receipt) => {
                 tracing::info!(peer = %d.peer, id = %d.message_id, "delivered");
                 self.db
-                    .run(move |c| {
+                    .write(move |c| {
                         outbox::delivered(c, seq, &receipt, now)
                             .map_err(crate::storage::StorageError::from)
                     })
@@ -179,7 +179,7 @@ impl Delivery {
             Attempt::Transient(e) => {
                 tracing::warn!(peer = %d.peer, id = %d.message_id, attempt = d.attempts + 1, error = %e, "delivery failed; will retry");
                 self.db
-                    .run(move |c| {
+                    .write(move |c| {
                         outbox::attempt_failed(c, &settings, seq, &e, false, now)
                             .map_err(crate::storage::StorageError::from)
                     })
@@ -188,7 +188,7 @@ impl Delivery {
             Attempt::Refused(e) => {
                 tracing::error!(peer = %d.peer, id = %d.message_id, error = %e, "message refused by the recipient");
                 self.db
-                    .run(move |c| {
+                    .write(move |c| {
                         outbox::attempt_failed(c, &settings, seq, &e, true, now)
                             .map_err(crate::storage::StorageError::from)
                     })

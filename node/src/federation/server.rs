@@ -254,19 +254,29 @@ pub async fn receive(
         fed.peers.observe_checkpoint(peer, c);
     }
 
-    // Open (CPU work) and record (database work) off the async threads.
+    // Open (CPU work) off the async threads, then record it through the
+    // database's writer (one commit shared with other writes arriving now).
     let st = state.clone();
     let envelope = body.clone(); // Bytes: a reference-counted handle, not a copy
-    let outcome = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, (String, String)> {
+    let opened = tokio::task::spawn_blocking(move || -> Result<Opened, (String, String)> {
         let fed = &st.federation;
-        let mut conn = st.db.conn().map_err(|e| ("internal_error".to_owned(), e.to_string()))?;
+        let mut conn = st
+            .db
+            .conn()
+            .map_err(|e| ("internal_error".to_owned(), e.to_string()))?;
         // The same bytes again: the original receipt, nothing decrypted.
-        if let Some(receipt) = store::receipt_for_same_envelope(&mut conn, routing.from.as_str(), &routing.message_id.to_string(), &envelope)
-            .map_err(|e| ("internal_error".to_owned(), e.to_string()))?
+        if let Some(receipt) = store::receipt_for_same_envelope(
+            &mut conn,
+            routing.from.as_str(),
+            &routing.message_id.to_string(),
+            &envelope,
+        )
+        .map_err(|e| ("internal_error".to_owned(), e.to_string()))?
         {
             st.metrics.received(true);
-            return Ok(receipt);
+            return Ok(Opened::Again(receipt));
         }
+        drop(conn);
         let keys = SenderKeysOf(fed.peers.as_ref());
         let ctx = OpenContext {
             us: fed.identity.party,
@@ -277,34 +287,22 @@ pub async fn receive(
             skew: Duration::from_secs(st.config.federation.clock_skew_secs),
             max_envelope: max,
         };
-        let opened = gsp_federation::open(&envelope, &ctx).map_err(|e: OpenError| (e.code().to_owned(), e.to_string()))?;
+        let opened = gsp_federation::open(&envelope, &ctx)
+            .map_err(|e: OpenError| (e.code().to_owned(), e.to_string()))?;
         let header = opened.header.clone();
-        let arrived = Arrived {
+        Ok(Opened::New(Arrived {
             header,
             body: opened.into_body(),
             envelope: envelope.to_vec(),
-        };
-        let identity = &fed.identity;
-        let sign = |digest: &[u8; 32]| -> Result<Vec<u8>, String> {
-            Ok(Receipt::sign(*digest, routing.message_id, identity.party, routing.from, store::unix(now), Verdict::Accepted, &identity.signing_key).to_bytes())
-        };
-        match store::record_arrival(&mut conn, &st.config.exchange, arrived, now, &sign) {
-            Ok(o) => {
-                st.metrics.received(o.duplicate);
-                if o.duplicate {
-                    tracing::info!(from = routing.from.as_str(), id = %routing.message_id, "duplicate message; original receipt returned");
-                } else {
-                    tracing::info!(from = routing.from.as_str(), id = %routing.message_id, case = %o.case_id, "message received");
-                }
-                Ok(o.receipt)
-            }
-            Err(ExchangeError::Database(e)) => Err(("internal_error".into(), e.to_string())),
-            Err(ExchangeError::Seal(e)) => Err(("internal_error".into(), e)),
-            Err(ExchangeError::Invalid(e)) => Err(("invalid_body".into(), e)),
-            Err(e) => Err(("case_conflict".into(), e.to_string())),
-        }
+        }))
     })
     .await;
+    let outcome = match opened {
+        Ok(Ok(Opened::New(arrived))) => Ok(record(&state, arrived, now).await),
+        Ok(Ok(Opened::Again(receipt))) => Ok(Ok(receipt)),
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(Ok(receipt)) => {
             state.arrivals.notify_one();
@@ -327,6 +325,60 @@ pub async fn receive(
             &e.to_string(),
             None,
         ),
+    }
+}
+
+/// An envelope after the checks that need no database writes.
+enum Opened {
+    /// Opened and verified, not seen before.
+    New(Arrived),
+    /// The very bytes received before: the original receipt.
+    Again(Vec<u8>),
+}
+
+/// Records an opened message with its signed receipt; the receipt to return,
+/// or the SPEC code and sentence of a refusal.
+async fn record(
+    state: &FederationState,
+    arrived: Arrived,
+    now: i64,
+) -> Result<Vec<u8>, (String, String)> {
+    let st = state.clone();
+    let routing = arrived.header.routing;
+    let (from, message_id) = (routing.from, routing.message_id);
+    let outcome = state
+        .db
+        .write(move |conn| {
+            let identity = &st.federation.identity;
+            let sign = |digest: &[u8; 32]| -> Result<Vec<u8>, String> {
+                Ok(Receipt::sign(
+                    *digest,
+                    routing.message_id,
+                    identity.party,
+                    routing.from,
+                    store::unix(now),
+                    Verdict::Accepted,
+                    &identity.signing_key,
+                )
+                .to_bytes())
+            };
+            store::record_arrival(conn, &st.config.exchange, arrived, now, &sign)
+        })
+        .await;
+    match outcome {
+        Ok(o) => {
+            state.metrics.received(o.duplicate);
+            if o.duplicate {
+                tracing::info!(from = from.as_str(), id = %message_id, "duplicate message; original receipt returned");
+            } else {
+                tracing::info!(from = from.as_str(), id = %message_id, case = %o.case_id, "message received");
+            }
+            Ok(o.receipt)
+        }
+        Err(ExchangeError::Database(e)) => Err(("internal_error".into(), e.to_string())),
+        Err(ExchangeError::Seal(e)) => Err(("internal_error".into(), e)),
+        Err(ExchangeError::Invalid(e)) => Err(("invalid_body".into(), e)),
+        Err(e) => Err(("case_conflict".into(), e.to_string())),
     }
 }
 

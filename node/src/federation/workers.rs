@@ -8,6 +8,9 @@ use crate::storage::Database;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Requests drafted and answered together at most.
+const BATCH: i64 = 200;
+
 /// Answers automatic-policy requests: woken by `arrivals` (and every two
 /// seconds, which also picks up work left by a crash), wakes `outbox` when
 /// it queued answers.
@@ -24,14 +27,36 @@ pub async fn automatic_answers(
             _ = arrivals.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
-        let (fed, settings) = (federation.clone(), config.exchange.clone());
-        let answered = db
+        // Draft from the data with a reading connection, then send the
+        // drafts in one write (one commit for many small answers).
+        let settings = config.exchange.clone();
+        let drafted = db
             .run(move |conn| {
-                let sealer = fed.sealer();
-                auto::answer_pending(conn, &sealer, &settings)
+                auto::draft_pending(conn, &settings, BATCH)
                     .map_err(|e| crate::storage::StorageError::Task(e.to_string()))
             })
             .await;
+        let answered = match drafted {
+            Ok(d) if d.is_empty() => Ok(0),
+            Ok(d) => {
+                let more = d.len() as i64 >= BATCH;
+                let (fed, settings) = (federation.clone(), config.exchange.clone());
+                let sent = db
+                    .write(move |conn| {
+                        let sealer = fed.sealer();
+                        Ok::<_, crate::storage::StorageError>(auto::send_drafted(
+                            conn, &sealer, &settings, d,
+                        ))
+                    })
+                    .await;
+                if more {
+                    // A full batch: there may be more waiting right now.
+                    arrivals.notify_one();
+                }
+                sent
+            }
+            Err(e) => Err(e),
+        };
         match answered {
             Ok(0) => {}
             Ok(n) => {

@@ -97,7 +97,15 @@ impl r2d2::ManageConnection for Manager {
             .map_err(|e| ConnectError(e.to_string()))
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection still inside a transaction when it comes back (its user
+    /// panicked mid-write) is discarded: handed out again, the next
+    /// transaction would nest in the abandoned one and commit its writes.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        crate::on_backend!(conn, |c| {
+            AnsiTransactionManager::transaction_manager_status_mut(c)
+                .transaction_depth()
+                .map_or(true, |depth| depth.is_some())
+        })
     }
 }

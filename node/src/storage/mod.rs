@@ -15,6 +15,7 @@ pub mod schema;
 pub mod testing;
 mod tx;
 mod url;
+mod writer;
 
 pub use connection::{DbConnection, Manager};
 pub use tx::write_transaction;
@@ -79,6 +80,8 @@ pub type PooledConnection = r2d2::PooledConnection<Manager>;
 pub struct Database {
     pool: r2d2::Pool<Manager>,
     url: DatabaseUrl,
+    /// SQLite's group-commit writer thread (`None` for PostgreSQL).
+    writer: Option<std::sync::Arc<writer::Writer>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -117,9 +120,19 @@ impl Database {
                 url: url.redacted(),
                 message: e.to_string(),
             })?;
+        let writer = match url.backend() {
+            Backend::Sqlite => Some(std::sync::Arc::new(
+                writer::Writer::start(pool.clone()).map_err(|e| StorageError::Connect {
+                    url: url.redacted(),
+                    message: format!("starting the writer thread: {e}"),
+                })?,
+            )),
+            Backend::Postgres => None,
+        };
         Ok(Database {
             pool,
             url: url.clone(),
+            writer,
         })
     }
 
@@ -156,5 +169,25 @@ impl Database {
         })
         .await
         .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+    }
+
+    /// Runs `work` as a write transaction (commit on `Ok`, roll back on
+    /// `Err`) and returns once it is committed. On SQLite, writes submitted
+    /// at about the same time share one commit (group commit, see `writer`),
+    /// each in its own savepoint; on PostgreSQL each is its own transaction.
+    ///
+    /// `work` runs on the writer thread while other writes wait: keep slow
+    /// reads and cryptography out of it where they can go before, and never
+    /// call `write` from inside it.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        match &self.writer {
+            Some(w) => w.write(work).await,
+            None => self.run(move |c| write_transaction(c, work)).await,
+        }
     }
 }

@@ -9,7 +9,9 @@ use super::DbConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
 /// Runs `work` in a write transaction: commit on `Ok`, roll back on `Err`.
-/// Nested `conn.transaction(…)` calls inside become savepoints as usual.
+/// Nested `conn.transaction(…)` calls inside become savepoints as usual, and
+/// so does this function when the connection is already in a transaction
+/// (a write in a group commit, see `writer`).
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
@@ -17,7 +19,11 @@ where
 {
     match conn {
         DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            if in_transaction(c) {
+                AnsiTransactionManager::begin_transaction(c)?
+            } else {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            }
         }
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
@@ -33,4 +39,13 @@ where
             Err(err)
         }
     }
+}
+
+/// True when `c` is inside a transaction already.
+fn in_transaction(c: &mut diesel::SqliteConnection) -> bool {
+    AnsiTransactionManager::transaction_manager_status_mut(c)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .is_some()
 }

@@ -102,7 +102,7 @@ pub async fn compose(
     let settings = state.config.exchange.clone();
     let case_id = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let sealer = fed.sealer();
             let req = ComposeRequest {
                 to,
@@ -167,7 +167,7 @@ pub async fn answer(
     let settings = state.config.exchange.clone();
     let message_id = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let sealer = fed.sealer();
             store::answer(
                 conn,
@@ -199,7 +199,7 @@ pub async fn approve(
     let settings = state.config.exchange.clone();
     let message_id = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let sealer = fed.sealer();
             store::approve(conn, &sealer, &settings, &user, &id, store::now_ms())
                 .map_err(ApiError::from)
@@ -220,7 +220,7 @@ pub async fn close(
     let id = path.into_inner();
     state
         .db
-        .run(move |conn| store::close(conn, &user, &id, store::now_ms()).map_err(ApiError::from))
+        .write(move |conn| store::close(conn, &user, &id, store::now_ms()).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
