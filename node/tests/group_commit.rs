@@ -1,0 +1,148 @@
+//! `Database::write`: on SQLite many writes share one commit (group commit),
+//! each in its own savepoint; on PostgreSQL each is a transaction. Either way
+//! a write that fails leaves nothing, the others are kept, a caller hears `Ok`
+//! only once its write is committed, and a panicking write does not stop the
+//! writes after it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use diesel::prelude::*;
+use gsp_node::for_each_backend;
+use gsp_node::storage::{Database, DbConnection, StorageError, write_transaction};
+
+fn create_table(db: &Database) {
+    let mut conn = db.conn().unwrap();
+    diesel::sql_query("CREATE TABLE gc_test (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(&mut conn)
+        .unwrap();
+}
+
+fn insert(conn: &mut DbConnection, id: i32, v: &str) -> Result<(), StorageError> {
+    diesel::sql_query(format!("INSERT INTO gc_test (id, v) VALUES ({id}, '{v}')")).execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    id: i32,
+}
+
+/// Row ids, read on a fresh pooled connection (it sees committed data only).
+fn ids(db: &Database) -> Vec<i32> {
+    let mut conn = db.conn().unwrap();
+    diesel::sql_query("SELECT id FROM gc_test ORDER BY id")
+        .load::<Row>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+for_each_backend! {
+    fn concurrent_writes_keep_exactly_the_successful_ones(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        let rt = runtime();
+        let results: Vec<(i32, bool)> = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for id in 0..300 {
+                let db = db.clone();
+                tasks.push(tokio::spawn(async move {
+                    let r = db
+                        .write(move |c| {
+                            insert(c, id, "kept")?;
+                            if id % 3 == 0 {
+                                // Inserted, then refused: must leave nothing.
+                                return Err(StorageError::Task(format!("refused {id}")));
+                            }
+                            Ok(id)
+                        })
+                        .await;
+                    match r {
+                        Ok(got) => {
+                            assert_eq!(got, id);
+                            // Committed before we heard of it: another
+                            // connection sees it now.
+                            assert!(ids(&db).contains(&id), "write {id} reported before its commit");
+                            (id, true)
+                        }
+                        Err(e) => {
+                            assert!(e.to_string().contains(&format!("refused {id}")), "{e}");
+                            (id, false)
+                        }
+                    }
+                }));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        let expected: Vec<i32> = results.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id).collect();
+        assert_eq!(expected.len(), 200);
+        assert_eq!(ids(&db), expected);
+    }
+
+    fn a_failed_inner_transaction_rolls_back_only_itself(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        runtime().block_on(async {
+            db.write(|c| {
+                insert(c, 1, "outer")?;
+                let inner: Result<(), StorageError> = write_transaction(c, |c| {
+                    insert(c, 2, "inner")?;
+                    Err(StorageError::Task("inner refused".into()))
+                });
+                assert!(inner.is_err());
+                write_transaction(c, |c| insert(c, 3, "second inner"))?;
+                Ok::<_, StorageError>(())
+            })
+            .await
+            .unwrap();
+        });
+        assert_eq!(ids(&db), vec![1, 3]);
+    }
+
+    fn a_panicking_write_fails_and_the_next_write_succeeds(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        runtime().block_on(async {
+            let r = db
+                .write(|c| -> Result<(), StorageError> {
+                    insert(c, 1, "before the panic")?;
+                    panic!("a bug in a write");
+                })
+                .await;
+            assert!(r.is_err(), "a panicking write must not report success");
+            db.write(|c| insert(c, 2, "after")).await.unwrap();
+        });
+        assert_eq!(ids(&db), vec![2]);
+    }
+
+    fn a_constraint_violation_fails_only_its_own_write(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        let rt = runtime();
+        rt.block_on(async {
+            db.write(|c| insert(c, 7, "first")).await.unwrap();
+            let (dup, other) = tokio::join!(
+                db.write(|c| insert(c, 7, "duplicate key")),
+                db.write(|c| insert(c, 8, "other")),
+            );
+            assert!(dup.is_err());
+            other.unwrap();
+        });
+        assert_eq!(ids(&db), vec![7, 8]);
+    }
+}
