@@ -123,38 +123,46 @@ impl Delivery {
         }
     }
 
-    /// Delivers everything due for `peer`, a batch at a time.
+    /// Delivers everything due for `peer` with up to `in_flight_per_peer`
+    /// messages on the way at once: whenever half of them are done, more are
+    /// claimed, so the connection never waits for the slowest of a batch.
     async fn work_peer(&self, peer: &str) {
+        use futures_util::StreamExt as _;
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
         // A claim outlives one attempt by a margin; the claims of an instance
         // that crashed mid-attempt lapse after that and another takes over.
         let lease = i64::try_from(timeout.as_millis()).unwrap_or(60_000) + 10_000;
-        let limit = i64::try_from(self.config.exchange.in_flight_per_peer).unwrap_or(8);
+        let limit = self.config.exchange.in_flight_per_peer.max(1);
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
         loop {
-            let now = store::now_ms();
-            let (instance, p) = (self.instance.clone(), peer.to_owned());
-            let due = match self
-                .db
-                .write(move |c| {
-                    outbox::claim(c, &instance, &p, now, lease, limit)
-                        .map_err(crate::storage::StorageError::from)
-                })
-                .await
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(error = %e, peer, "claiming from the outbox failed");
-                    return;
+            if in_flight.len() <= limit / 2 {
+                let now = store::now_ms();
+                let (instance, p) = (self.instance.clone(), peer.to_owned());
+                let want = i64::try_from(limit - in_flight.len()).unwrap_or(1);
+                let due = match self
+                    .db
+                    .write(move |c| {
+                        outbox::claim(c, &instance, &p, now, lease, want)
+                            .map_err(crate::storage::StorageError::from)
+                    })
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(error = %e, peer, "claiming from the outbox failed");
+                        Vec::new()
+                    }
+                };
+                for d in due {
+                    in_flight.push(async move {
+                        let result = self.attempt(&d, timeout).await;
+                        self.record(d, result).await;
+                    });
                 }
-            };
-            if due.is_empty() {
+            }
+            if in_flight.next().await.is_none() {
                 return;
             }
-            let sends = due.into_iter().map(|d| async move {
-                let result = self.attempt(&d, timeout).await;
-                self.record(d, result).await;
-            });
-            futures_util::future::join_all(sends).await;
         }
     }
 
