@@ -6,7 +6,9 @@
 //! its country is known as an ISO 3166-1 alpha-3 code, as the schemas require.
 
 use crate::data::model::EventKind;
-use crate::data::query::bulk::{CodeVerdict, Manufacture, VerdictStatus, bulk_lookup};
+use crate::data::query::bulk::{
+    CodeVerdict, LookupCache, Manufacture, VerdictStatus, bulk_lookup_with,
+};
 use crate::data::query::trace::{HistoryItem, trace};
 use crate::data::query::{FacilityInfo, QueryError};
 use crate::storage::DbConnection;
@@ -211,13 +213,15 @@ pub fn read_results_attachment(media_type: &str, bytes: &[u8]) -> Result<Vec<Val
 }
 
 /// The uid-verification answer fields for `codes`: results inline up to
-/// `inline_max`, otherwise a gzip-compressed NDJSON attachment.
-pub fn uid_verification(
+/// `inline_max`, otherwise a gzip-compressed NDJSON attachment. `cache` is
+/// shared by the answers drafted together.
+pub fn uid_verification<S: AsRef<str>>(
     conn: &mut DbConnection,
-    codes: &[String],
+    codes: &[S],
     inline_max: usize,
+    cache: &mut LookupCache,
 ) -> Result<BuiltAnswer, QueryError> {
-    let verdicts = bulk_lookup(conn, codes)?;
+    let verdicts = bulk_lookup_with(conn, codes, cache)?;
     let (mut known, mut unknown, mut deactivated) = (0u64, 0u64, 0u64);
     for v in &verdicts {
         match v.status {
@@ -300,15 +304,15 @@ fn uri_detail(h: &HistoryItem, list: &str, field: &str, kind: &str) -> Option<St
 
 /// A supply-chain-trace answer (Art. 8.4.1 (e), (h)–(j)) for `codes`, as a
 /// draft for an officer: only the parts `wanted` asks for.
-pub fn supply_chain_trace(
+pub fn supply_chain_trace<S: AsRef<str>>(
     conn: &mut DbConnection,
-    codes: &[String],
+    codes: &[S],
     wanted: &[String],
 ) -> Result<BuiltAnswer, QueryError> {
     use crate::data::epcis::{IdKind, uri_to_id};
     let want = |w: &str| wanted.is_empty() || wanted.iter().any(|x| x == w);
     let mut results = Vec::with_capacity(codes.len());
-    for code in codes.iter().take(10_000) {
+    for code in codes.iter().take(10_000).map(AsRef::as_ref) {
         let Some(t) = trace(conn, code)? else {
             results.push(json!({"code": code, "status": "unknown"}));
             continue;

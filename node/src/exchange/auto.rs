@@ -8,10 +8,31 @@ use super::answers::{self, BuiltAnswer};
 use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind};
 use super::store::{self, ExchangeError, NewAttachment, Sealer};
 use crate::config::ExchangeSettings;
+use crate::data::query::bulk::LookupCache;
 use crate::storage::DbConnection;
 use crate::storage::schema::{cases, messages};
 use diesel::prelude::*;
 use serde_json::{Value, json};
+
+/// The codes a request asks about, as they came: a JSON list, or the text of
+/// the codes attachment (one per line, kept as one string rather than a
+/// million small ones).
+pub enum RequestCodes {
+    /// Listed in the request body.
+    Inline(Vec<String>),
+    /// The codes attachment's text.
+    Text(String),
+}
+
+impl RequestCodes {
+    /// The codes, in the order asked.
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            RequestCodes::Inline(v) => v.iter().map(String::as_str).collect(),
+            RequestCodes::Text(t) => t.lines().map(str::trim).filter(|l| !l.is_empty()).collect(),
+        }
+    }
+}
 
 /// The codes a request asks about: inline, or from its codes attachment
 /// (`Ok(None)` while that attachment has not arrived yet).
@@ -19,14 +40,14 @@ pub fn request_codes(
     conn: &mut DbConnection,
     case_id: &str,
     body: &Value,
-) -> Result<Option<Vec<String>>, ExchangeError> {
+) -> Result<Option<RequestCodes>, ExchangeError> {
     if let Some(list) = body.get("codes").and_then(Value::as_array) {
-        return Ok(Some(
+        return Ok(Some(RequestCodes::Inline(
             list.iter()
                 .filter_map(Value::as_str)
                 .map(str::to_owned)
                 .collect(),
-        ));
+        )));
     }
     let Some(sha) = body
         .pointer("/codes_attachment/sha256")
@@ -44,13 +65,7 @@ pub fn request_codes(
     let Some(bytes) = found else { return Ok(None) };
     let text = String::from_utf8(bytes)
         .map_err(|_| ExchangeError::Invalid("the codes attachment is not UTF-8 text".into()))?;
-    Ok(Some(
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    ))
+    Ok(Some(RequestCodes::Text(text)))
 }
 
 /// The request of a case: its body.
@@ -74,6 +89,16 @@ pub fn draft_answer(
     case_id: &str,
     settings: &ExchangeSettings,
 ) -> Result<Option<(Value, Vec<NewAttachment>)>, ExchangeError> {
+    draft_answer_with(conn, case_id, settings, &mut LookupCache::default())
+}
+
+/// [`draft_answer`] sharing lookups with the other drafts of a batch.
+fn draft_answer_with(
+    conn: &mut DbConnection,
+    case_id: &str,
+    settings: &ExchangeSettings,
+    cache: &mut LookupCache,
+) -> Result<Option<(Value, Vec<NewAttachment>)>, ExchangeError> {
     let template: String = cases::table
         .find(case_id)
         .select(cases::template)
@@ -85,15 +110,18 @@ pub fn draft_answer(
         ExchangeError::Invalid(_)
             if template != "uid-verification" && template != "supply-chain-trace" =>
         {
-            Ok(Some(Vec::new()))
+            Ok(Some(RequestCodes::Inline(Vec::new())))
         }
         other => Err(other),
     })?
     else {
         return Ok(None);
     };
+    let codes = codes.list();
     let built: BuiltAnswer = match template.as_str() {
-        "uid-verification" => answers::uid_verification(conn, &codes, settings.inline_codes_max),
+        "uid-verification" => {
+            answers::uid_verification(conn, &codes, settings.inline_codes_max, cache)
+        }
         "supply-chain-trace" => {
             let wanted: Vec<String> = body
                 .get("wanted")
@@ -161,8 +189,9 @@ pub fn draft_pending(
         .select(cases::id)
         .load(conn)?;
     let mut drafted = Vec::with_capacity(waiting.len());
+    let mut cache = LookupCache::default();
     for case_id in waiting {
-        match draft_answer(conn, &case_id, settings) {
+        match draft_answer_with(conn, &case_id, settings, &mut cache) {
             Ok(Some((body, attachments))) => drafted.push(Drafted {
                 case_id,
                 body,

@@ -61,27 +61,49 @@ pub struct Manufacture {
     pub product: Option<ProductInfo>,
 }
 
+/// What bulk lookups made shortly after one another can share: the events,
+/// master data and Art. 8.4.1 records already loaded. Keep one for a batch of
+/// lookups (the automatic answers drafted together), not for longer: it does
+/// not see data imported after it was filled.
+#[derive(Default)]
+pub struct LookupCache {
+    master: MasterCache,
+    manufacture_of: HashMap<(Option<i64>, Option<i64>), Arc<Manufacture>>,
+    events: HashMap<i64, super::EventRow>,
+}
+
 /// Looks up every code in `codes_asked`; answers in the same order.
 pub fn bulk_lookup(
     conn: &mut DbConnection,
     codes_asked: &[String],
 ) -> QueryResult<Vec<CodeVerdict>> {
-    let mut master = MasterCache::default();
-    let mut manufacture_of: HashMap<(Option<i64>, Option<i64>), Arc<Manufacture>> = HashMap::new();
-    let mut events: HashMap<i64, super::EventRow> = HashMap::new();
+    bulk_lookup_with(conn, codes_asked, &mut LookupCache::default())
+}
+
+/// [`bulk_lookup`] sharing `cache` with other lookups of the same batch.
+pub fn bulk_lookup_with<S: AsRef<str>>(
+    conn: &mut DbConnection,
+    codes_asked: &[S],
+    cache: &mut LookupCache,
+) -> QueryResult<Vec<CodeVerdict>> {
+    let LookupCache {
+        master,
+        manufacture_of,
+        events,
+    } = cache;
     // Look codes up in sorted order: the index pages are then visited in
     // order, each about once, instead of at random (several times faster
     // once the index is larger than the page cache). Answers go back to the
     // order asked.
     let mut order: Vec<usize> = (0..codes_asked.len()).collect();
-    order.sort_unstable_by(|&a, &b| codes_asked[a].cmp(&codes_asked[b]));
-    let sorted: Vec<String> = order.iter().map(|&i| codes_asked[i].clone()).collect();
+    order.sort_unstable_by(|&a, &b| codes_asked[a].as_ref().cmp(codes_asked[b].as_ref()));
     let mut answers: Vec<Option<CodeVerdict>> = vec![None; codes_asked.len()];
     let mut next = 0usize;
-    for chunk in sorted.chunks(CHUNK) {
+    for positions in order.chunks(CHUNK) {
+        let chunk: Vec<&str> = positions.iter().map(|&i| codes_asked[i].as_ref()).collect();
         type Row = (String, i16, i16, Option<i64>, Option<i64>);
         let rows: Vec<Row> = codes::table
-            .filter(codes::code.eq_any(chunk))
+            .filter(codes::code.eq_any(&chunk))
             .select((
                 codes::code,
                 codes::level,
@@ -115,7 +137,7 @@ pub fn bulk_lookup(
                     &order,
                     &mut next,
                     CodeVerdict {
-                        code: code.clone(),
+                        code: code.to_owned(),
                         status: VerdictStatus::Unknown,
                         level: None,
                         record: None,
@@ -147,7 +169,7 @@ pub fn bulk_lookup(
                 &order,
                 &mut next,
                 CodeVerdict {
-                    code: code.clone(),
+                    code: code.to_owned(),
                     status: if deactivated {
                         VerdictStatus::Deactivated
                     } else {
