@@ -130,6 +130,11 @@ for_each_backend! {
         pak.wait_listed(&case, "delivered", 20);
         let arrived = pak.case(&case);
         let attachment = messages(&arrived).into_iter().find(|m| m["kind"] == "attachment").expect("the photo arrived");
+        // The detail gives an attachment's size without its content.
+        assert_eq!(attachment["size"], 40, "{attachment:#}");
+        assert!(attachment["body"].is_null(), "{attachment:#}");
+        let request = messages(&arrived).into_iter().find(|m| m["kind"] == "request").expect("the request");
+        assert_eq!(request["body"]["seizure"]["authority"], "Kenya Revenue Authority, Customs");
         let got = pak.api().get(&format!("/api/v1/cases/{case}/messages/{}/body", attachment["message_id"].as_str().unwrap()));
         assert_eq!(got.bytes().unwrap().as_ref(), b"\x89PNG pretend photo of the seized cartons");
         let answer = json!({"body": {

@@ -1378,7 +1378,8 @@ type MessageRow = (
     i16,
     Option<String>,
     String,
-    Vec<u8>,
+    Option<Vec<u8>>,
+    i64,
     String,
     i16,
     Option<String>,
@@ -1387,6 +1388,9 @@ type MessageRow = (
     i64,
     Option<i64>,
 );
+
+/// Largest JSON body shown inline in a case's detail, in bytes.
+const SHOWN_BODY_MAX: usize = 16 << 20;
 
 /// A case with messages and history; `None` if there is no such case.
 pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option<CaseDetail>> {
@@ -1408,7 +1412,12 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
             messages::kind,
             messages::template,
             messages::content_type,
-            messages::body,
+            // Only JSON bodies are shown: an attachment of many megabytes is
+            // not read for its size.
+            diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Binary>>(&format!(
+                "CASE WHEN content_type = 'application/json' AND length(body) <= {SHOWN_BODY_MAX} THEN body END"
+            )),
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(length(body) AS BIGINT)"),
             messages::body_sha256,
             messages::state,
             messages::in_reply_to,
@@ -1430,6 +1439,7 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
                 template,
                 content_type,
                 body,
+                size,
                 body_sha256,
                 state,
                 in_reply_to,
@@ -1438,9 +1448,7 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
                 created_at,
                 delivered_at,
             )| {
-                let shown = (content_type == "application/json" && body.len() <= 16 << 20)
-                    .then(|| serde_json::from_slice(&body).ok())
-                    .flatten();
+                let shown = body.and_then(|b| serde_json::from_slice(&b).ok());
                 MessageView {
                     message_id,
                     from,
@@ -1451,7 +1459,7 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
                     kind: MessageKind::from_i16(kind).unwrap_or(MessageKind::Attachment),
                     template,
                     content_type,
-                    size: body.len(),
+                    size: usize::try_from(size).unwrap_or(0),
                     body_sha256,
                     body: shown,
                     state: MessageState::from_i16(state).unwrap_or(MessageState::Received),
