@@ -291,6 +291,12 @@ impl ExchangeBenchArgs {
                 "\n5. one verification of {n} codes on a node holding {} packs",
                 saved.packs
             );
+            let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let sampler = {
+                let sampling = sampling.clone();
+                let pids: Vec<u32> = procs.iter().skip(1).map(Proc::pid).collect();
+                tokio::spawn(async move { peak_rss(&pids, &sampling).await })
+            };
             let started = Instant::now();
             let id = compose(&ken_api, &codes[..n]).await?;
             let composed = started.elapsed();
@@ -314,6 +320,16 @@ impl ExchangeBenchArgs {
                 total.as_secs_f64(),
                 composed.as_secs_f64()
             );
+            sampling.store(false, Ordering::Relaxed);
+            let peaks = sampler.await?;
+            for (p, (anon, file)) in procs.iter().skip(1).zip(peaks) {
+                println!(
+                    "   {} during it: peak private memory (RssAnon) {:.0} MB, peak file pages (RssFile, database memory map) {:.0} MB",
+                    p.name(),
+                    anon as f64 / 1e6,
+                    file as f64 / 1e6
+                );
+            }
         }
 
         println!("\npeak memory (VmHWM)");
@@ -324,6 +340,22 @@ impl ExchangeBenchArgs {
         }
         Ok(())
     }
+}
+
+/// Samples the resident memory of `pids` every 20 ms while `on`; returns the
+/// peak (RssAnon, RssFile) of each.
+async fn peak_rss(pids: &[u32], on: &std::sync::atomic::AtomicBool) -> Vec<(u64, u64)> {
+    let mut peaks = vec![(0u64, 0u64); pids.len()];
+    while on.load(Ordering::Relaxed) {
+        for (pid, peak) in pids.iter().zip(peaks.iter_mut()) {
+            if let Some((anon, file)) = Proc::rss_of(*pid) {
+                peak.0 = peak.0.max(anon);
+                peak.1 = peak.1.max(file);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    peaks
 }
 
 /// Rewrites the nodes' `sqlite_synchronous` (a reused folder may have been
@@ -397,7 +429,9 @@ async fn wait_answered(
         if Instant::now() > deadline {
             bail!("only {done} of {n} verifications answered in time");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Not more often: the count scans the cases table, and this process
+        // shares the two cores with the nodes it measures.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

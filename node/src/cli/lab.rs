@@ -45,8 +45,24 @@ impl Proc {
 
     /// Peak resident memory so far (Linux `VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        Self::status_bytes(self.pid(), "VmHWM:")
+    }
+
+    /// Resident memory of process `pid` now, split into private memory
+    /// (`RssAnon`: heap and stacks) and file pages (`RssFile`: the binary and
+    /// the database pages SQLite reads through its memory map, which the
+    /// kernel can drop).
+    pub fn rss_of(pid: u32) -> Option<(u64, u64)> {
+        Some((
+            Self::status_bytes(pid, "RssAnon:")?,
+            Self::status_bytes(pid, "RssFile:")?,
+        ))
+    }
+
+    /// A `kB` field of `/proc/PID/status`, in bytes.
+    fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }

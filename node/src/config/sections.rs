@@ -31,6 +31,10 @@ settings! {
         sqlite_synchronous: SqliteSync = SqliteSync::Full;
         /// SQLite only: page cache per connection, in MiB.
         sqlite_cache_mib: u32 = 64;
+        /// SQLite only: how much of the database file may be read through a
+        /// memory map, in MiB (0: none). Faster reads; the mapped pages count
+        /// in the process's resident memory as file pages the kernel can drop.
+        sqlite_mmap_mib: u32 = 1024;
         /// SQLite only: milliseconds a writer waits for a lock before failing.
         sqlite_busy_timeout_ms: u32 = 10_000;
     }

@@ -62,8 +62,9 @@ impl Manager {
              PRAGMA foreign_keys = ON;\n\
              PRAGMA temp_store = MEMORY;\n\
              PRAGMA cache_size = -{cache_kib};\n\
-             PRAGMA mmap_size = 1073741824;",
+             PRAGMA mmap_size = {mmap};",
             busy = self.settings.sqlite_busy_timeout_ms,
+            mmap = u64::from(self.settings.sqlite_mmap_mib) * 1024 * 1024,
             cache_kib = u64::from(self.settings.sqlite_cache_mib) * 1024,
         )
     }
