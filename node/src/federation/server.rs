@@ -298,13 +298,13 @@ pub async fn receive(
     })
     .await;
     let outcome = match opened {
-        Ok(Ok(Opened::New(arrived))) => Ok(record(&state, arrived, now).await),
-        Ok(Ok(Opened::Again(receipt))) => Ok(Ok(receipt)),
-        Ok(Err(e)) => Ok(Err(e)),
-        Err(e) => Err(e),
+        Ok(Ok(Opened::New(arrived))) => record(&state, arrived, now).await,
+        Ok(Ok(Opened::Again(receipt))) => Ok(receipt),
+        Ok(Err(refused)) => Err(refused),
+        Err(e) => Err(("internal_error".to_owned(), e.to_string())),
     };
     match outcome {
-        Ok(Ok(receipt)) => {
+        Ok(receipt) => {
             state.arrivals.notify_one();
             let mut res = HttpResponse::Ok();
             res.content_type(RECEIPT_TYPE);
@@ -313,18 +313,11 @@ pub async fn receive(
             }
             res.body(receipt)
         }
-        Ok(Err((code, message))) => {
+        Err((code, message)) => {
             let receipt =
                 (code != "internal_error").then_some((&body[..], routing.message_id, peer));
             reject(&state, status_for(&code), &code, &message, receipt)
         }
-        Err(e) => reject(
-            &state,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal_error",
-            &e.to_string(),
-            None,
-        ),
     }
 }
 

@@ -102,11 +102,6 @@ impl r2d2::ManageConnection for Manager {
     /// panicked mid-write) is discarded: handed out again, the next
     /// transaction would nest in the abandoned one and commit its writes.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        use diesel::connection::{AnsiTransactionManager, TransactionManager};
-        crate::on_backend!(conn, |c| {
-            AnsiTransactionManager::transaction_manager_status_mut(c)
-                .transaction_depth()
-                .map_or(true, |depth| depth.is_some())
-        })
+        super::tx::in_transaction(conn)
     }
 }

@@ -6,6 +6,7 @@
 //! start with `BEGIN IMMEDIATE`. PostgreSQL uses an ordinary transaction.
 
 use super::DbConnection;
+use diesel::QueryResult;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
 /// Runs `work` in a write transaction: commit on `Ok`, roll back on `Err`.
@@ -17,35 +18,51 @@ where
     E: From<diesel::result::Error>,
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
 {
-    match conn {
-        DbConnection::Sqlite(c) => {
-            if in_transaction(c) {
-                AnsiTransactionManager::begin_transaction(c)?
-            } else {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-            }
-        }
-        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
-    }
+    begin(conn)?;
     match work(conn) {
         Ok(value) => {
-            crate::on_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c))?;
+            commit(conn)?;
             Ok(value)
         }
         Err(err) => {
             // The original error matters more than a failed rollback; a broken
             // connection is discarded by the pool on its next health check.
-            let _ = crate::on_backend!(conn, |c| AnsiTransactionManager::rollback_transaction(c));
+            let _ = rollback(conn);
             Err(err)
         }
     }
 }
 
-/// True when `c` is inside a transaction already.
-fn in_transaction(c: &mut diesel::SqliteConnection) -> bool {
-    AnsiTransactionManager::transaction_manager_status_mut(c)
-        .transaction_depth()
-        .ok()
-        .flatten()
-        .is_some()
+/// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite), or a savepoint
+/// when the connection is in a transaction already.
+pub(super) fn begin(conn: &mut DbConnection) -> QueryResult<()> {
+    if in_transaction(conn) {
+        return crate::on_backend!(conn, |c| AnsiTransactionManager::begin_transaction(c));
+    }
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+    }
+}
+
+/// Commits the innermost transaction or savepoint.
+pub(super) fn commit(conn: &mut DbConnection) -> QueryResult<()> {
+    crate::on_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c))
+}
+
+/// Rolls back the innermost transaction or savepoint.
+pub(super) fn rollback(conn: &mut DbConnection) -> QueryResult<()> {
+    crate::on_backend!(conn, |c| AnsiTransactionManager::rollback_transaction(c))
+}
+
+/// True when `conn` is inside a transaction, or its transaction state is
+/// broken (a failed rollback): either way it cannot start a fresh one.
+pub(super) fn in_transaction(conn: &mut DbConnection) -> bool {
+    crate::on_backend!(conn, |c| {
+        AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .map_or(true, |depth| depth.is_some())
+    })
 }

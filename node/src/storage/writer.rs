@@ -16,7 +16,7 @@
 //! panics fails its whole batch (the connection's transaction state is not
 //! trusted after a panic) and the thread goes on with the next.
 
-use super::{DbConnection, Manager, StorageError, write_transaction};
+use super::{DbConnection, Manager, StorageError, tx, write_transaction};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
@@ -102,12 +102,7 @@ fn run(pool: &r2d2::Pool<Manager>, rx: mpsc::Receiver<Job>) {
 
 /// One transaction for `jobs`; completes each after the commit.
 fn run_batch(conn: &mut DbConnection, jobs: Vec<Job>) {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let DbConnection::Sqlite(sqlite) = &mut *conn else {
-        // Only SQLite databases get a writer; never reached.
-        return;
-    };
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
+    if let Err(e) = tx::begin(conn) {
         // Dropping the jobs unrun tells their callers.
         tracing::error!(error = %e, writes = jobs.len(), "database writer: cannot begin a transaction");
         return;
@@ -123,28 +118,16 @@ fn run_batch(conn: &mut DbConnection, jobs: Vec<Job>) {
             }
         }
     }
-    let DbConnection::Sqlite(sqlite) = &mut *conn else {
-        return;
-    };
     let outcome = if panicked {
         // The panicking write may have left its savepoint open: unwind
         // savepoints and the transaction itself.
-        while AnsiTransactionManager::transaction_manager_status_mut(sqlite)
-            .transaction_depth()
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            if AnsiTransactionManager::rollback_transaction(sqlite).is_err() {
-                break;
-            }
-        }
+        while tx::in_transaction(conn) && tx::rollback(conn).is_ok() {}
         Some("another write in the same transaction panicked; rolled back".to_owned())
     } else {
-        match AnsiTransactionManager::commit_transaction(sqlite) {
+        match tx::commit(conn) {
             Ok(()) => None,
             Err(e) => {
-                let _ = AnsiTransactionManager::rollback_transaction(sqlite);
+                let _ = tx::rollback(conn);
                 Some(format!("commit failed: {e}"))
             }
         }

@@ -131,54 +131,48 @@ pub fn bulk_lookup_with<S: AsRef<str>>(
         );
 
         for code in chunk {
-            let Some(&(level, status, product, applied_by)) = found.get(code) else {
-                place(
-                    &mut answers,
-                    &order,
-                    &mut next,
+            let verdict = match found.get(code) {
+                None => CodeVerdict {
+                    code: code.to_owned(),
+                    status: VerdictStatus::Unknown,
+                    level: None,
+                    record: None,
+                },
+                Some(&(level, status, product, applied_by)) => {
+                    let key = (applied_by, product);
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        manufacture_of.entry(key)
+                    {
+                        let event = applied_by.and_then(|id| events.get(&id));
+                        let shift = event.and_then(|e| {
+                            e.doc()
+                                .get("gsp:shift")
+                                .and_then(|s| s.as_str())
+                                .map(str::to_owned)
+                        });
+                        let m = Manufacture {
+                            manufactured_at: event.map(|e| format_time(e.event_time, &e.tz_offset)),
+                            facility: master.facility(conn, event.and_then(|e| e.facility_id))?,
+                            machine: master.machine(conn, event.and_then(|e| e.machine_id))?,
+                            shift,
+                            product: master.product(conn, product)?,
+                        };
+                        slot.insert(Arc::new(m));
+                    }
+                    let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
                     CodeVerdict {
                         code: code.to_owned(),
-                        status: VerdictStatus::Unknown,
-                        level: None,
-                        record: None,
-                    },
-                );
-                continue;
+                        status: if deactivated {
+                            VerdictStatus::Deactivated
+                        } else {
+                            VerdictStatus::Known
+                        },
+                        level: Level::from_i16(level),
+                        record: manufacture_of.get(&key).cloned(),
+                    }
+                }
             };
-            let key = (applied_by, product);
-            if let std::collections::hash_map::Entry::Vacant(slot) = manufacture_of.entry(key) {
-                let event = applied_by.and_then(|id| events.get(&id));
-                let shift = event.and_then(|e| {
-                    e.doc()
-                        .get("gsp:shift")
-                        .and_then(|s| s.as_str())
-                        .map(str::to_owned)
-                });
-                let m = Manufacture {
-                    manufactured_at: event.map(|e| format_time(e.event_time, &e.tz_offset)),
-                    facility: master.facility(conn, event.and_then(|e| e.facility_id))?,
-                    machine: master.machine(conn, event.and_then(|e| e.machine_id))?,
-                    shift,
-                    product: master.product(conn, product)?,
-                };
-                slot.insert(Arc::new(m));
-            }
-            let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
-            place(
-                &mut answers,
-                &order,
-                &mut next,
-                CodeVerdict {
-                    code: code.to_owned(),
-                    status: if deactivated {
-                        VerdictStatus::Deactivated
-                    } else {
-                        VerdictStatus::Known
-                    },
-                    level: Level::from_i16(level),
-                    record: manufacture_of.get(&key).cloned(),
-                },
-            );
+            place(&mut answers, &order, &mut next, verdict);
         }
     }
     Ok(answers.into_iter().flatten().collect())
