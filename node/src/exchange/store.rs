@@ -605,6 +605,33 @@ pub fn record_arrival(
     now: i64,
     sign_receipt: &ReceiptSigner<'_>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
+    // Two messages of one new case (or two copies of one message) may arrive
+    // at once; on PostgreSQL the second insert then fails on the key the
+    // first committed. Trying again sees that row and takes the normal path.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match arrival_transaction(conn, settings, &arrived, now, sign_receipt) {
+            Err(ExchangeError::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ))) if attempt < ARRIVAL_ATTEMPTS => continue,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// How often an arrival is tried when it races another on a unique key.
+const ARRIVAL_ATTEMPTS: u32 = 3;
+
+/// One try at recording an arrival, in one transaction.
+fn arrival_transaction(
+    conn: &mut DbConnection,
+    settings: &ExchangeSettings,
+    arrived: &Arrived,
+    now: i64,
+    sign_receipt: &ReceiptSigner<'_>,
+) -> Result<ArrivalOutcome, ExchangeError> {
     let h = &arrived.header;
     let from = h.routing.from.as_str().to_owned();
     let to = h.routing.to.as_str().to_owned();
