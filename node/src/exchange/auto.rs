@@ -6,7 +6,7 @@
 
 use super::answers::{self, BuiltAnswer};
 use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind};
-use super::store::{self, ExchangeError, NewAttachment, Sealer};
+use super::store::{self, ExchangeError, NewAttachment, PreparedAnswer, Sealer};
 use crate::config::ExchangeSettings;
 use crate::data::query::bulk::LookupCache;
 use crate::storage::DbConnection;
@@ -161,25 +161,17 @@ fn draft_answer_with(
     Ok(Some((Value::Object(fields), attachments)))
 }
 
-/// An automatic answer drafted from the data, not yet sent.
-pub struct Drafted {
-    /// The case answered.
-    pub case_id: String,
-    /// The answer body.
-    pub body: Value,
-    /// Its attachments (a large result).
-    pub attachments: Vec<NewAttachment>,
-}
-
-/// Drafts answers for up to `limit` requests waiting for an automatic answer
-/// (reads only). Requests whose attachments have not all arrived are left for
-/// later; a request that cannot be answered from the data is logged and
-/// skipped.
+/// Drafts and seals answers for up to `limit` requests waiting for an
+/// automatic answer (reads only: the database's writer is not held while
+/// looking codes up or sealing). Requests whose attachments have not all
+/// arrived are left for later; a request that cannot be answered from the
+/// data is logged and skipped.
 pub fn draft_pending(
     conn: &mut DbConnection,
+    sealer: &dyn Sealer,
     settings: &ExchangeSettings,
     limit: i64,
-) -> Result<Vec<Drafted>, ExchangeError> {
+) -> Result<Vec<PreparedAnswer>, ExchangeError> {
     let waiting: Vec<String> = cases::table
         .filter(cases::role.eq(CaseRole::Responder.to_i16()))
         .filter(cases::policy.eq(AnswerPolicy::Automatic.to_i16()))
@@ -188,47 +180,44 @@ pub fn draft_pending(
         .limit(limit)
         .select(cases::id)
         .load(conn)?;
-    let mut drafted = Vec::with_capacity(waiting.len());
+    let mut prepared = Vec::with_capacity(waiting.len());
     let mut cache = LookupCache::default();
     for case_id in waiting {
-        match draft_answer_with(conn, &case_id, settings, &mut cache) {
-            Ok(Some((body, attachments))) => drafted.push(Drafted {
-                case_id,
-                body,
-                attachments,
-            }),
+        let now = store::now_ms();
+        let drafted = draft_answer_with(conn, &case_id, settings, &mut cache).and_then(|d| {
+            d.map(|(body, attachments)| {
+                store::prepare_answer(
+                    conn,
+                    sealer,
+                    settings,
+                    None,
+                    &case_id,
+                    body,
+                    attachments,
+                    now,
+                )
+            })
+            .transpose()
+        });
+        match drafted {
+            Ok(Some(p)) => prepared.push(p),
             Ok(None) => {}
             Err(e) => tracing::error!(%case_id, error = %e, "automatic answer failed"),
         }
     }
-    Ok(drafted)
+    Ok(prepared)
 }
 
-/// Sends drafted automatic answers, each in its own transaction or savepoint
-/// (a case answered meanwhile by another instance is refused by
-/// [`store::answer`] and skipped). Returns how many were sent.
-pub fn send_drafted(
-    conn: &mut DbConnection,
-    sealer: &dyn Sealer,
-    settings: &ExchangeSettings,
-    drafted: Vec<Drafted>,
-) -> usize {
+/// Stores and queues prepared automatic answers, each in its own transaction
+/// or savepoint (a case answered meanwhile by another instance is refused by
+/// [`store::store_answer`] and skipped). Returns how many were sent.
+pub fn send_drafted(conn: &mut DbConnection, prepared: Vec<PreparedAnswer>) -> usize {
     let mut answered = 0;
-    for d in drafted {
-        let now = store::now_ms();
-        match store::answer(
-            conn,
-            sealer,
-            settings,
-            None,
-            &d.case_id,
-            d.body,
-            d.attachments,
-            now,
-        ) {
+    for p in prepared {
+        match store::store_answer(conn, &p) {
             Ok(_) => answered += 1,
             Err(e) => {
-                tracing::error!(case_id = %d.case_id, error = %e, "automatic answer failed")
+                tracing::error!(case_id = %p.case_id(), error = %e, "automatic answer failed")
             }
         }
     }

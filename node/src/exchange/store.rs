@@ -2,10 +2,12 @@
 //! arrives (with the receipt, in one transaction), answering, approving,
 //! closing, and reading cases back for officers.
 //!
-//! Sealing happens here, inside the transaction that queues the message, so
-//! the stored envelope is exactly what is sent and re-sent; the caller
-//! provides a [`Sealer`] (our signing key and the recipient's encryption key
-//! from the verified directory).
+//! Sending is done in two steps: `prepare_*` checks, validates against the
+//! template and seals (the caller provides a [`Sealer`]: our signing key and
+//! the recipient's encryption key from the verified directory) without
+//! writing anything; `store_*` then stores the envelopes in the transaction
+//! that queues them, so what is stored is exactly what is sent and re-sent,
+//! and the database's single writer is never held while signing or sealing.
 
 use super::model::{
     AnswerPolicy, CaseRole, CaseState, Direction, MessageKind, MessageState, OutboxState,
@@ -286,34 +288,30 @@ fn draft(
     d
 }
 
-/// Seals and stores attachments; returns their references for the body.
-#[allow(clippy::too_many_arguments)]
-fn send_attachments(
-    conn: &mut DbConnection,
+/// A message sealed and ready to store: what is stored is exactly what is sent.
+struct SealedMessage {
+    draft: MessageDraft,
+    bytes: Vec<u8>,
+    envelope: Vec<u8>,
+}
+
+/// Where an attachment is referred to in a body, and the reference.
+type AttachmentRef = (Slot, Value);
+
+/// Seals attachments; returns them with their references for the body.
+fn seal_attachments(
     sealer: &dyn Sealer,
     settings: &ExchangeSettings,
     to: PartyCode,
     case_id: Uuid,
-    attachments: &[NewAttachment],
-    author: Option<i64>,
+    attachments: Vec<NewAttachment>,
     now: i64,
-) -> Result<Vec<(Slot, Value)>, ExchangeError> {
+) -> Result<(Vec<SealedMessage>, Vec<AttachmentRef>), ExchangeError> {
+    let mut sealed = Vec::with_capacity(attachments.len());
     let mut refs = Vec::with_capacity(attachments.len());
     for a in attachments {
         let d = draft(sealer, to, case_id, &a.media_type, None, now, settings);
         let envelope = sealer.seal(&d, &a.bytes).map_err(ExchangeError::Seal)?;
-        insert_message(
-            conn,
-            &d,
-            MessageKind::Attachment,
-            &a.bytes,
-            Some(&envelope),
-            MessageState::Queued,
-            None,
-            author,
-            now,
-            lifetime(settings),
-        )?;
         refs.push((
             a.slot,
             json!({
@@ -321,17 +319,47 @@ fn send_attachments(
                 "media_type": a.media_type,
                 "size": a.bytes.len(),
                 "sha256": sha256_hex(&a.bytes),
-                            "message_id": d.message_id.to_string(),
+                "message_id": d.message_id.to_string(),
             }),
         ));
+        sealed.push(SealedMessage {
+            draft: d,
+            bytes: a.bytes,
+            envelope,
+        });
     }
-    Ok(refs)
+    Ok((sealed, refs))
+}
+
+/// Stores sealed attachments and queues them.
+fn store_attachments(
+    conn: &mut DbConnection,
+    sealed: &[SealedMessage],
+    author: Option<i64>,
+    now: i64,
+    lifetime: Duration,
+) -> QueryResult<()> {
+    for a in sealed {
+        insert_message(
+            conn,
+            &a.draft,
+            MessageKind::Attachment,
+            &a.bytes,
+            Some(&a.envelope),
+            MessageState::Queued,
+            None,
+            author,
+            now,
+            lifetime,
+        )?;
+    }
+    Ok(())
 }
 
 /// Puts attachment references where the body expects them.
 fn place_refs(
     body: &mut serde_json::Map<String, Value>,
-    refs: Vec<(Slot, Value)>,
+    refs: Vec<AttachmentRef>,
 ) -> Result<(), ExchangeError> {
     for (slot, r) in refs {
         match slot {
@@ -393,6 +421,24 @@ fn template_error(part: &str, e: gsp_federation::templates::TemplateError) -> Ex
     ExchangeError::Invalid(format!("the {part} does not follow its template: {e}"))
 }
 
+/// A request checked and sealed with its attachments, ready to store:
+/// everything of [`compose`] but the database writes, so that the signing,
+/// sealing and schema work happens outside the database's single writer.
+pub struct PreparedRequest {
+    case_id: Uuid,
+    to: PartyCode,
+    template: String,
+    priority: String,
+    due_date: Option<String>,
+    subject: String,
+    author: i64,
+    actor: String,
+    attachments: Vec<SealedMessage>,
+    request: SealedMessage,
+    now: i64,
+    lifetime: Duration,
+}
+
 /// Sends a request: a new case with the request and its attachments, sealed
 /// and queued, in one transaction. Returns the case id.
 pub fn compose(
@@ -403,6 +449,19 @@ pub fn compose(
     req: ComposeRequest,
     now: i64,
 ) -> Result<String, ExchangeError> {
+    let prepared = prepare_request(sealer, settings, user, req, now)?;
+    store_request(conn, &prepared)
+}
+
+/// Checks a request, validates it against its template and seals it and its
+/// attachments, without touching the database.
+pub fn prepare_request(
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    user: &User,
+    req: ComposeRequest,
+    now: i64,
+) -> Result<PreparedRequest, ExchangeError> {
     if !user.has(Role::Officer) {
         return Err(ExchangeError::Forbidden(
             "composing a request needs the officer role".into(),
@@ -453,79 +512,97 @@ pub fn compose(
         );
     }
     let case_id = Uuid::now_v7();
+    let (attachments, refs) =
+        seal_attachments(sealer, settings, req.to, case_id, attachments, now)?;
+    place_refs(&mut body, refs)?;
+    let body = Value::Object(body);
+    gsp_federation::templates::validate(&req.template, 1, Part::Request, &body)
+        .map_err(|e| template_error("request", e))?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
     let template = TemplateRef {
         name: req.template.clone(),
         version: 1,
         part: Part::Request,
     };
-    let preliminary = Value::Object(body.clone());
+    let d = draft(
+        sealer,
+        req.to,
+        case_id,
+        "application/json",
+        Some(template),
+        now,
+        settings,
+    );
+    let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(PreparedRequest {
+        case_id,
+        to: req.to,
+        priority: text("priority").unwrap_or_else(|| "routine".into()),
+        due_date: text("due_date"),
+        subject: subject_of(&req.template, &body),
+        template: req.template,
+        author: user.id,
+        actor: actor_of(Some(user)),
+        attachments,
+        request: SealedMessage {
+            draft: d,
+            bytes,
+            envelope,
+        },
+        now,
+        lifetime: lifetime(settings),
+    })
+}
+
+/// Stores a prepared request: the case, its attachments and the request,
+/// queued for delivery, in one transaction. Returns the case id.
+pub fn store_request(
+    conn: &mut DbConnection,
+    p: &PreparedRequest,
+) -> Result<String, ExchangeError> {
+    let case_id = p.case_id.to_string();
     write_transaction(conn, |conn| {
         diesel::insert_into(cases::table)
             .values((
-                cases::id.eq(case_id.to_string()),
+                cases::id.eq(&case_id),
                 cases::role.eq(CaseRole::Requester.to_i16()),
-                cases::counterpart.eq(req.to.as_str()),
-                cases::template.eq(&req.template),
+                cases::counterpart.eq(p.to.as_str()),
+                cases::template.eq(&p.template),
                 cases::template_version.eq(1),
                 cases::state.eq(CaseState::Queued.to_i16()),
-                cases::priority.eq(preliminary
-                    .get("priority")
-                    .and_then(Value::as_str)
-                    .unwrap_or("routine")),
-                cases::due_date.eq(preliminary.get("due_date").and_then(Value::as_str)),
-                cases::subject.eq(subject_of(&req.template, &preliminary)),
+                cases::priority.eq(&p.priority),
+                cases::due_date.eq(p.due_date.as_deref()),
+                cases::subject.eq(&p.subject),
                 cases::policy.eq(AnswerPolicy::Officer.to_i16()),
-                cases::created_by.eq(Some(user.id)),
-                cases::created_at.eq(now),
-                cases::updated_at.eq(now),
+                cases::created_by.eq(Some(p.author)),
+                cases::created_at.eq(p.now),
+                cases::updated_at.eq(p.now),
             ))
             .execute(conn)?;
-        let refs = send_attachments(
-            conn,
-            sealer,
-            settings,
-            req.to,
-            case_id,
-            &attachments,
-            Some(user.id),
-            now,
-        )?;
-        place_refs(&mut body, refs)?;
-        let body = Value::Object(body);
-        gsp_federation::templates::validate(&req.template, 1, Part::Request, &body)
-            .map_err(|e| template_error("request", e))?;
-        let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
-        let d = draft(
-            sealer,
-            req.to,
-            case_id,
-            "application/json",
-            Some(template.clone()),
-            now,
-            settings,
-        );
-        let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
+        store_attachments(conn, &p.attachments, Some(p.author), p.now, p.lifetime)?;
+        let r = &p.request;
         insert_message(
             conn,
-            &d,
+            &r.draft,
             MessageKind::Request,
-            &bytes,
-            Some(&envelope),
+            &r.bytes,
+            Some(&r.envelope),
             MessageState::Queued,
             None,
-            Some(user.id),
-            now,
-            lifetime(settings),
+            Some(p.author),
+            p.now,
+            p.lifetime,
         )?;
         audit_row(
             conn,
-            &case_id.to_string(),
-            now,
-            &actor_of(Some(user)),
+            &case_id,
+            p.now,
+            &p.actor,
             "request sent",
-            json!({"to": req.to.as_str(), "template": req.template, "message_id": d.message_id.to_string(), "attachments": attachments.len()}),
+            json!({"to": p.to.as_str(), "template": p.template, "message_id": r.draft.message_id.to_string(), "attachments": p.attachments.len()}),
         )?;
-        Ok(case_id.to_string())
+        Ok(case_id.clone())
     })
 }
 
@@ -822,18 +899,15 @@ fn arrival_transaction(
     })
 }
 
-/// The request message of a case: (message id, body).
-fn request_of(conn: &mut DbConnection, case_id: &str) -> Result<(String, Value), ExchangeError> {
-    let (id, body): (String, Vec<u8>) = messages::table
+/// The id of a case's request message.
+fn request_id_of(conn: &mut DbConnection, case_id: &str) -> Result<String, ExchangeError> {
+    messages::table
         .filter(messages::case_id.eq(case_id))
         .filter(messages::kind.eq(MessageKind::Request.to_i16()))
-        .select((messages::message_id, messages::body))
+        .select(messages::message_id)
         .first(conn)
         .optional()?
-        .ok_or_else(|| ExchangeError::NotFound(format!("case {case_id} has no request yet")))?;
-    let body = serde_json::from_slice(&body)
-        .map_err(|e| ExchangeError::Invalid(format!("stored request: {e}")))?;
-    Ok((id, body))
+        .ok_or_else(|| ExchangeError::NotFound(format!("case {case_id} has no request yet")))
 }
 
 /// Case facts needed to act on it.
@@ -883,6 +957,57 @@ fn state_for_outcome(body: &Value) -> (CaseState, String) {
     (state, outcome)
 }
 
+/// An answer checked and (unless it waits for approval) sealed with its
+/// attachments, ready to store: everything of [`answer`] but the database
+/// writes, so that the signing, sealing and schema work happens outside the
+/// database's single writer.
+pub struct PreparedAnswer {
+    case_id: String,
+    author: Option<i64>,
+    actor: String,
+    two_person: bool,
+    request_id: String,
+    attachments: Vec<SealedMessage>,
+    answer: SealedMessage,
+    state: CaseState,
+    outcome: String,
+    now: i64,
+    lifetime: Duration,
+}
+
+impl PreparedAnswer {
+    /// The case answered.
+    pub fn case_id(&self) -> &str {
+        &self.case_id
+    }
+}
+
+/// Whether the case can be answered now, by an officer (`by_officer`) or
+/// automatically.
+fn check_answerable(
+    case: &CaseFacts,
+    case_id: &str,
+    by_officer: bool,
+) -> Result<(), ExchangeError> {
+    if case.role != CaseRole::Responder {
+        return Err(ExchangeError::Conflict(
+            "only a request received can be answered".into(),
+        ));
+    }
+    if !matches!(case.state, CaseState::Delivered | CaseState::Read) {
+        return Err(ExchangeError::Conflict(format!(
+            "case {case_id} is {}; it cannot be answered now",
+            case.state
+        )));
+    }
+    if !by_officer && case.policy != AnswerPolicy::Automatic {
+        return Err(ExchangeError::Forbidden(
+            "this template is answered by officers".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Answers a request we received. `user` is `None` for an automatic answer.
 /// Under the two-person policy an officer's answer waits for approval;
 /// otherwise it is sealed and queued at once. Returns the answer's message id.
@@ -897,6 +1022,35 @@ pub fn answer(
     attachments: Vec<NewAttachment>,
     now: i64,
 ) -> Result<String, ExchangeError> {
+    write_transaction(conn, |conn| {
+        let prepared = prepare_answer(
+            conn,
+            sealer,
+            settings,
+            user,
+            case_id,
+            body,
+            attachments,
+            now,
+        )?;
+        store_answer(conn, &prepared)
+    })
+}
+
+/// Checks an answer against the case (read only), validates it against the
+/// template and seals it with its attachments; [`store_answer`] checks the
+/// case again when it stores it.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_answer(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    user: Option<&User>,
+    case_id: &str,
+    body: Value,
+    attachments: Vec<NewAttachment>,
+    now: i64,
+) -> Result<PreparedAnswer, ExchangeError> {
     if let Some(u) = user
         && !u.has(Role::Officer)
     {
@@ -905,132 +1059,149 @@ pub fn answer(
         ));
     }
     check_attachments(&attachments)?;
+    let case = case_facts(conn, case_id)?;
+    check_answerable(&case, case_id, user.is_some())?;
+    let request_id = request_id_of(conn, case_id)?;
+    let Value::Object(mut fields) = body else {
+        return Err(ExchangeError::Invalid(
+            "the answer body must be a JSON object".into(),
+        ));
+    };
+    fields.insert("in_reply_to".into(), json!(request_id));
+    let case_uuid = Uuid::parse_str(case_id)
+        .map_err(|_| ExchangeError::Invalid(format!("case id {case_id:?}")))?;
+    let two_person = case.policy == AnswerPolicy::TwoPerson && user.is_some();
+    if two_person && !attachments.is_empty() {
+        return Err(ExchangeError::Invalid(
+            "under the two-person policy, attach files after approval".into(),
+        ));
+    }
+    let (sealed, refs) = seal_attachments(
+        sealer,
+        settings,
+        case.counterpart,
+        case_uuid,
+        attachments,
+        now,
+    )?;
+    place_refs(&mut fields, refs)?;
+    let body = Value::Object(fields);
+    gsp_federation::templates::validate(&case.template, 1, Part::Answer, &body)
+        .map_err(|e| template_error("answer", e))?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
+    let template = TemplateRef {
+        name: case.template.clone(),
+        version: 1,
+        part: Part::Answer,
+    };
+    let d = draft(
+        sealer,
+        case.counterpart,
+        case_uuid,
+        "application/json",
+        Some(template),
+        now,
+        settings,
+    );
+    // An answer awaiting approval is sealed when it is approved.
+    let envelope = if two_person {
+        Vec::new()
+    } else {
+        sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?
+    };
+    let (state, outcome) = state_for_outcome(&body);
+    Ok(PreparedAnswer {
+        case_id: case_id.to_owned(),
+        author: user.map(|u| u.id),
+        actor: actor_of(user),
+        two_person,
+        request_id,
+        attachments: sealed,
+        answer: SealedMessage {
+            draft: d,
+            bytes,
+            envelope,
+        },
+        state,
+        outcome,
+        now,
+        lifetime: lifetime(settings),
+    })
+}
+
+/// Stores a prepared answer in one transaction, after checking that the case
+/// can still be answered (another officer or instance may have answered it
+/// meanwhile). Returns the answer's message id.
+pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<String, ExchangeError> {
+    let case_id = p.case_id.as_str();
     write_transaction(conn, |conn| {
         let case = case_facts(conn, case_id)?;
-        if case.role != CaseRole::Responder {
-            return Err(ExchangeError::Conflict(
-                "only a request received can be answered".into(),
-            ));
-        }
-        if !matches!(case.state, CaseState::Delivered | CaseState::Read) {
+        check_answerable(&case, case_id, p.author.is_some())?;
+        if (case.policy == AnswerPolicy::TwoPerson && p.author.is_some()) != p.two_person {
             return Err(ExchangeError::Conflict(format!(
-                "case {case_id} is {}; it cannot be answered now",
-                case.state
+                "case {case_id}: its answer policy changed"
             )));
         }
-        if user.is_none() && case.policy != AnswerPolicy::Automatic {
-            return Err(ExchangeError::Forbidden(
-                "this template is answered by officers".into(),
-            ));
-        }
-        let (request_id, _) = request_of(conn, case_id)?;
-        let Value::Object(mut fields) = body else {
-            return Err(ExchangeError::Invalid(
-                "the answer body must be a JSON object".into(),
-            ));
-        };
-        fields.insert("in_reply_to".into(), json!(request_id));
-        let case_uuid = Uuid::parse_str(case_id)
-            .map_err(|_| ExchangeError::Invalid(format!("case id {case_id:?}")))?;
-        let two_person = case.policy == AnswerPolicy::TwoPerson && user.is_some();
-        let refs = if two_person {
-            // Attachments of an answer awaiting approval are sealed with it.
-            Vec::new()
-        } else {
-            send_attachments(
-                conn,
-                sealer,
-                settings,
-                case.counterpart,
-                case_uuid,
-                &attachments,
-                user.map(|u| u.id),
-                now,
-            )?
-        };
-        place_refs(&mut fields, refs)?;
-        let body = Value::Object(fields);
-        gsp_federation::templates::validate(&case.template, 1, Part::Answer, &body)
-            .map_err(|e| template_error("answer", e))?;
-        let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
-        let template = TemplateRef {
-            name: case.template.clone(),
-            version: 1,
-            part: Part::Answer,
-        };
-        let d = draft(
-            sealer,
-            case.counterpart,
-            case_uuid,
-            "application/json",
-            Some(template),
-            now,
-            settings,
-        );
-        let (state, outcome) = state_for_outcome(&body);
-        if two_person {
-            if !attachments.is_empty() {
-                return Err(ExchangeError::Invalid(
-                    "under the two-person policy, attach files after approval".into(),
-                ));
-            }
+        let a = &p.answer;
+        let message_id = a.draft.message_id.to_string();
+        if p.two_person {
             insert_message(
                 conn,
-                &d,
+                &a.draft,
                 MessageKind::Answer,
-                &bytes,
+                &a.bytes,
                 None,
                 MessageState::AwaitingApproval,
-                Some(&request_id),
-                user.map(|u| u.id),
-                now,
-                lifetime(settings),
+                Some(&p.request_id),
+                p.author,
+                p.now,
+                p.lifetime,
             )?;
             diesel::update(cases::table.find(case_id))
                 .set((
                     cases::state.eq(CaseState::AwaitingApproval.to_i16()),
-                    cases::updated_at.eq(now),
+                    cases::updated_at.eq(p.now),
                 ))
                 .execute(conn)?;
             audit_row(
                 conn,
                 case_id,
-                now,
-                &actor_of(user),
+                p.now,
+                &p.actor,
                 "answer written, awaiting approval",
-                json!({"message_id": d.message_id.to_string(), "outcome": outcome}),
+                json!({"message_id": message_id, "outcome": p.outcome}),
             )?;
         } else {
-            let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
+            store_attachments(conn, &p.attachments, p.author, p.now, p.lifetime)?;
             insert_message(
                 conn,
-                &d,
+                &a.draft,
                 MessageKind::Answer,
-                &bytes,
-                Some(&envelope),
+                &a.bytes,
+                Some(&a.envelope),
                 MessageState::Queued,
-                Some(&request_id),
-                user.map(|u| u.id),
-                now,
-                lifetime(settings),
+                Some(&p.request_id),
+                p.author,
+                p.now,
+                p.lifetime,
             )?;
             diesel::update(cases::table.find(case_id))
                 .set((
-                    cases::state.eq(state.to_i16()),
-                    cases::outcome.eq(Some(&outcome)),
-                    cases::updated_at.eq(now),
+                    cases::state.eq(p.state.to_i16()),
+                    cases::outcome.eq(Some(&p.outcome)),
+                    cases::updated_at.eq(p.now),
                 ))
                 .execute(conn)?;
             audit_row(
                 conn,
                 case_id,
-                now,
-                &actor_of(user),
+                p.now,
+                &p.actor,
                 "answer sent",
-                json!({"message_id": d.message_id.to_string(), "outcome": outcome}),
+                json!({"message_id": message_id, "outcome": p.outcome}),
             )?;
         }
-        Ok(d.message_id.to_string())
+        Ok(message_id)
     })
 }
 

@@ -27,12 +27,12 @@ pub async fn automatic_answers(
             _ = arrivals.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
-        // Draft from the data with a reading connection, then send the
-        // drafts in one write (one commit for many small answers).
-        let settings = config.exchange.clone();
+        // Draft and seal with a reading connection, then store the answers
+        // in one write (one commit for many small answers).
+        let (fed, settings) = (federation.clone(), config.exchange.clone());
         let drafted = db
             .run(move |conn| {
-                auto::draft_pending(conn, &settings, BATCH)
+                auto::draft_pending(conn, &fed.sealer(), &settings, BATCH)
                     .map_err(|e| crate::storage::StorageError::Task(e.to_string()))
             })
             .await;
@@ -40,13 +40,9 @@ pub async fn automatic_answers(
             Ok(d) if d.is_empty() => Ok(0),
             Ok(d) => {
                 let more = d.len() as i64 >= BATCH;
-                let (fed, settings) = (federation.clone(), config.exchange.clone());
                 let sent = db
                     .write(move |conn| {
-                        let sealer = fed.sealer();
-                        Ok::<_, crate::storage::StorageError>(auto::send_drafted(
-                            conn, &sealer, &settings, d,
-                        ))
+                        Ok::<_, crate::storage::StorageError>(auto::send_drafted(conn, d))
                     })
                     .await;
                 if more {

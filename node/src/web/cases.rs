@@ -100,19 +100,22 @@ pub async fn compose(
     let to = PartyCode::parse(&to).map_err(|e| ApiError::BadRequest(format!("to: {e}")))?;
     let attachments = decode(attachments)?;
     let settings = state.config.exchange.clone();
+    // Validate and seal off the async threads and outside the database's
+    // writer; the write only stores what was sealed.
+    let prepared = tokio::task::spawn_blocking(move || {
+        let req = ComposeRequest {
+            to,
+            template,
+            body,
+            attachments,
+        };
+        store::prepare_request(&fed.sealer(), &settings, &user, req, store::now_ms())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let case_id = state
         .db
-        .write(move |conn| {
-            let sealer = fed.sealer();
-            let req = ComposeRequest {
-                to,
-                template,
-                body,
-                attachments,
-            };
-            store::compose(conn, &sealer, &settings, &user, req, store::now_ms())
-                .map_err(ApiError::from)
-        })
+        .write(move |conn| store::store_request(conn, &prepared).map_err(ApiError::from))
         .await?;
     state.wake_outbox();
     Ok(HttpResponse::Created().json(serde_json::json!({ "case_id": case_id })))
@@ -165,13 +168,14 @@ pub async fn answer(
     let AnswerIn { body, attachments } = body.into_inner();
     let attachments = decode(attachments)?;
     let settings = state.config.exchange.clone();
-    let message_id = state
+    // Check and seal with a reading connection; the write checks the case
+    // again and stores what was sealed.
+    let prepared = state
         .db
-        .write(move |conn| {
-            let sealer = fed.sealer();
-            store::answer(
+        .run(move |conn| {
+            store::prepare_answer(
                 conn,
-                &sealer,
+                &fed.sealer(),
                 &settings,
                 Some(&user),
                 &id,
@@ -181,6 +185,10 @@ pub async fn answer(
             )
             .map_err(ApiError::from)
         })
+        .await?;
+    let message_id = state
+        .db
+        .write(move |conn| store::store_answer(conn, &prepared).map_err(ApiError::from))
         .await?;
     state.wake_outbox();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "message_id": message_id })))

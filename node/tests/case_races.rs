@@ -1,0 +1,167 @@
+//! Races on one case, on SQLite and PostgreSQL:
+//! - two messages of one new case arriving at the same time make one case
+//!   with both messages, and a copy of a message gets the original receipt
+//!   (on PostgreSQL the second arrival's insert of the case waits for the
+//!   first to commit and then fails on the key; the arrival must try again
+//!   rather than refuse the message);
+//! - two answers prepared (checked and sealed) at the same time for one
+//!   request: the first stored is sent, the second is refused when stored.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use diesel::prelude::*;
+use gsp_federation::keys::KeyId;
+use gsp_federation::{
+    MessageDraft, PROTOCOL_VERSION, Part, PartyCode, RoutingHeader, SignedHeader, TemplateRef,
+    UnixMillis,
+};
+use gsp_node::auth::{Role, User};
+use gsp_node::config::Config;
+use gsp_node::exchange::store::{
+    ArrivalOutcome, Arrived, ExchangeError, Sealer, prepare_answer, record_arrival, store_answer,
+};
+use gsp_node::for_each_backend;
+use gsp_node::storage::{DbConnection, write_transaction};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// An attachment from KEN to PAK in `case`, as the federation layer hands it over.
+fn attachment(case: Uuid, body: &[u8]) -> Arrived {
+    message(case, None, "image/jpeg", body)
+}
+
+/// A message from KEN to PAK in `case`, as the federation layer hands it over.
+fn message(case: Uuid, template: Option<TemplateRef>, content_type: &str, body: &[u8]) -> Arrived {
+    let now = 1_800_000_000_000;
+    Arrived {
+        header: SignedHeader {
+            version: PROTOCOL_VERSION,
+            routing: RoutingHeader {
+                message_id: Uuid::now_v7(),
+                from: PartyCode::parse("KEN").unwrap(),
+                to: PartyCode::parse("PAK").unwrap(),
+                recipient_key_id: KeyId([7; 8]),
+                created: UnixMillis(now),
+                expires: UnixMillis(now + 3_600_000),
+            },
+            sender_key_id: KeyId([9; 8]),
+            case_id: case,
+            template,
+            content_type: content_type.into(),
+            body_len: body.len() as u64,
+            body_sha256: [0; 32],
+        },
+        body: body.to_vec(),
+        envelope: [b"envelope of ".as_slice(), body].concat(),
+    }
+}
+
+/// Records `arrived` with a receipt that names the envelope digest.
+fn arrive(conn: &mut DbConnection, arrived: Arrived) -> Result<ArrivalOutcome, ExchangeError> {
+    let settings = Config::default().exchange;
+    let sign = |digest: &[u8; 32]| Ok(digest.to_vec());
+    record_arrival(conn, &settings, arrived, 1_800_000_000, &sign)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count(conn: &mut DbConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
+}
+
+/// Seals by naming the message: the envelope's content is not what this test is about.
+struct NamingSealer;
+
+impl Sealer for NamingSealer {
+    fn us(&self) -> PartyCode {
+        PartyCode::parse("PAK").unwrap()
+    }
+
+    fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String> {
+        Ok([draft.message_id.as_bytes().as_slice(), body].concat())
+    }
+}
+
+fn officer(id: i64) -> User {
+    User {
+        id,
+        username: format!("officer{id}"),
+        display_name: format!("Officer {id}"),
+        roles: vec![Role::Officer],
+        disabled: false,
+    }
+}
+
+for_each_backend! {
+    fn two_messages_of_a_new_case_arriving_together_are_both_kept(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let case = Uuid::now_v7();
+        let first = attachment(case, b"first photo");
+        let second = attachment(case, b"second photo");
+        let mut one = db.conn().unwrap();
+        let mut other = db.conn().unwrap();
+        // The first arrival's transaction stays open while the second runs:
+        // the second reads no case, inserts one, and must wait for the first.
+        let (first_outcome, racing) = write_transaction(&mut one, |conn| {
+            let outcome = arrive(conn, first.clone())?;
+            let racing = std::thread::spawn(move || arrive(&mut other, second));
+            std::thread::sleep(Duration::from_millis(300));
+            Ok::<_, ExchangeError>((outcome, racing))
+        })
+        .unwrap();
+        let second_outcome = racing.join().unwrap().expect("the second message is accepted");
+        assert!(!first_outcome.duplicate && !second_outcome.duplicate);
+        assert_eq!(second_outcome.case_id, case.to_string());
+
+        let mut conn = db.conn().unwrap();
+        let in_case = |conn: &mut DbConnection, table: &str| {
+            count(conn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE {} = '{case}'",
+                if table == "cases" { "id" } else { "case_id" }))
+        };
+        assert_eq!(in_case(&mut conn, "cases"), 1);
+        assert_eq!(in_case(&mut conn, "messages"), 2);
+
+        // A copy of the first message: its original receipt, nothing added.
+        let again = arrive(&mut conn, first).unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.receipt, first_outcome.receipt);
+        assert_eq!(in_case(&mut conn, "messages"), 2);
+    }
+
+    fn of_two_answers_prepared_together_only_the_first_stored_is_sent(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let case = Uuid::now_v7();
+        let request = json!({"category": "question", "subject": "Licensing", "text": "Who answers?"});
+        let template = TemplateRef { name: "free-text".into(), version: 1, part: Part::Request };
+        arrive(&mut conn, message(case, Some(template), "application/json", request.to_string().as_bytes())).unwrap();
+
+        let settings = Config::default().exchange;
+        let body = |text: &str| json!({
+            "outcome": "full",
+            "handling": {"purpose_limited": true, "onward_transmission": "prohibited", "classification": "restricted"},
+            "text": text
+        });
+        let case_id = case.to_string();
+        let (one, two) = (officer(1), officer(2));
+        let first = prepare_answer(&mut conn, &NamingSealer, &settings, Some(&one), &case_id, body("first"), Vec::new(), 1_800_000_001).unwrap();
+        let second = prepare_answer(&mut conn, &NamingSealer, &settings, Some(&two), &case_id, body("second"), Vec::new(), 1_800_000_002).unwrap();
+        store_answer(&mut conn, &first).expect("the first answer is stored");
+        match store_answer(&mut conn, &second) {
+            Err(ExchangeError::Conflict(why)) => assert!(why.contains("cannot be answered now"), "{why}"),
+            other => panic!("the second answer must be refused, got {other:?}"),
+        }
+        let answers = count(&mut conn, &format!(
+            "SELECT COUNT(*) AS n FROM messages WHERE case_id = '{case}' AND from_party = 'PAK'"));
+        assert_eq!(answers, 1);
+        let queued = count(&mut conn, &format!(
+            "SELECT COUNT(*) AS n FROM outbox o JOIN messages m ON m.seq = o.message_seq WHERE m.case_id = '{case}'"));
+        assert_eq!(queued, 1);
+    }
+}
