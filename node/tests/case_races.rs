@@ -54,7 +54,7 @@ fn message(case: Uuid, template: Option<TemplateRef>, content_type: &str, body: 
             body_sha256: [0; 32],
         },
         body: body.to_vec(),
-        envelope: [b"envelope of ".as_slice(), body].concat(),
+        envelope: [b"envelope of ".as_slice(), body].concat().into(),
     }
 }
 

@@ -27,8 +27,8 @@ pub struct Due {
     pub peer: String,
     /// The message id.
     pub message_id: String,
-    /// The sealed envelope.
-    pub envelope: Vec<u8>,
+    /// The sealed envelope (shared, not copied, by each attempt's request).
+    pub envelope: actix_web::web::Bytes,
     /// Attempts made before this one.
     pub attempts: i32,
 }
@@ -126,7 +126,7 @@ pub fn claim(
                 seq,
                 peer,
                 message_id,
-                envelope,
+                envelope: envelope.into(),
                 attempts,
             })
         })

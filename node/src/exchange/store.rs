@@ -616,8 +616,8 @@ pub struct Arrived {
     pub header: SignedHeader,
     /// The body.
     pub body: Vec<u8>,
-    /// The envelope exactly as received.
-    pub envelope: Vec<u8>,
+    /// The envelope exactly as received (shared with the request, not copied).
+    pub envelope: actix_web::web::Bytes,
 }
 
 /// What recording an arrival did.
@@ -805,7 +805,7 @@ fn arrival_transaction(
                 messages::content_type.eq(&h.content_type),
                 messages::body.eq(&arrived.body),
                 messages::body_sha256.eq(sha256_hex(&arrived.body)),
-                messages::envelope.eq(Some(&arrived.envelope)),
+                messages::envelope.eq(Some(&arrived.envelope[..])),
                 messages::envelope_sha256.eq(Some(hex::encode(digest))),
                 messages::receipt.eq(Some(&receipt)),
                 messages::state.eq(MessageState::Received.to_i16()),

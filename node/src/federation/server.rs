@@ -290,15 +290,15 @@ pub async fn receive(
         let opened = gsp_federation::open(&envelope, &ctx)
             .map_err(|e: OpenError| (e.code().to_owned(), e.to_string()))?;
         let header = opened.header.clone();
-        Ok(Opened::New(Arrived {
+        Ok(Opened::New(Box::new(Arrived {
             header,
             body: opened.into_body(),
-            envelope: envelope.to_vec(),
-        }))
+            envelope,
+        })))
     })
     .await;
     let outcome = match opened {
-        Ok(Ok(Opened::New(arrived))) => record(&state, arrived, now).await,
+        Ok(Ok(Opened::New(arrived))) => record(&state, *arrived, now).await,
         Ok(Ok(Opened::Again(receipt))) => Ok(receipt),
         Ok(Err(refused)) => Err(refused),
         Err(e) => Err(("internal_error".to_owned(), e.to_string())),
@@ -324,7 +324,7 @@ pub async fn receive(
 /// An envelope after the checks that need no database writes.
 enum Opened {
     /// Opened and verified, not seen before.
-    New(Arrived),
+    New(Box<Arrived>),
     /// The very bytes received before: the original receipt.
     Again(Vec<u8>),
 }
