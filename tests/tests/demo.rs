@@ -26,6 +26,15 @@ fn the_demo_runs_a_federation_and_describes_it() {
         assert!(child.try_wait().unwrap().is_none(), "gsp demo exited early");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // gsp re-executed itself once (same process id) with glibc's malloc
+    // threshold fixed, so large buffers are returned when freed.
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"MALLOC_MMAP_THRESHOLD_=131072"),
+        "the running demo has no fixed malloc threshold"
+    );
     let demo: Value = serde_json::from_slice(&std::fs::read(&demo_json).unwrap()).unwrap();
     let parties = demo["parties"].as_array().unwrap();
     let codes: Vec<&str> = parties

@@ -213,7 +213,7 @@ fn ingest(a: &IngestArgs, config: &Config) -> anyhow::Result<()> {
             .zip(files.iter().map(PathBuf::as_path))
             .collect();
         let started = Instant::now();
-        raw_load(&raw_url, &load, &settings)?;
+        raw_load(&raw_url, &load, &settings, config.import.sqlite_cache_mib)?;
         let raw_secs = started.elapsed().as_secs_f64();
         let tool = if db.backend() == Backend::Sqlite {
             "sqlite3 .import"
@@ -285,11 +285,13 @@ fn export(url: &DatabaseUrl, table: &str, out: &Path) -> anyhow::Result<()> {
 }
 
 /// Loads CSV files into tables with the database's own bulk loader, in one
-/// transaction, with the same durability settings GSP uses.
+/// transaction, with the same durability settings and (SQLite) page cache
+/// GSP's import uses.
 fn raw_load(
     url: &DatabaseUrl,
     tables: &[(&str, &Path)],
     settings: &DatabaseSettings,
+    cache_mib: u32,
 ) -> anyhow::Result<()> {
     let status = match url {
         DatabaseUrl::Sqlite(db) => {
@@ -298,7 +300,7 @@ fn raw_load(
             cmd.arg(db)
                 .arg(format!(
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA cache_size=-{};",
-                    settings.sqlite_cache_mib * 1024
+                    cache_mib * 1024
                 ))
                 .arg("BEGIN");
             for (table, file) in tables {

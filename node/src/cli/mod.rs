@@ -13,6 +13,7 @@ mod directory;
 mod gen_cmd;
 mod import;
 mod lab;
+mod malloc_threshold;
 mod outbox;
 mod serve;
 mod status;
@@ -159,6 +160,7 @@ fn init_logging(config: &Config) {
 /// Parses the process arguments, runs the command and turns its outcome into an
 /// exit code (0 on success, 1 on a reported error).
 pub fn main() -> ExitCode {
+    malloc_threshold::fix();
     let cli = Cli::parse();
     let outcome = run(cli);
     match outcome {

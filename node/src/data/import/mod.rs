@@ -12,6 +12,7 @@ mod cache;
 pub mod csv_format;
 pub mod epcis_json;
 pub mod epcis_xml;
+mod page_cache;
 pub mod record;
 pub mod sink;
 
@@ -161,7 +162,11 @@ pub fn import_file(
             });
         }
     };
-    let mut conn = db.conn().map_err(storage_err)?;
+    let mut conn = page_cache::ImportConnection::new(
+        db.conn().map_err(storage_err)?,
+        options.settings.sqlite_cache_mib,
+    )
+    .map_err(storage_err)?;
     let seen: Option<i64> = imports::table
         .filter(imports::sha256.eq(&sha256))
         .select(imports::id)
