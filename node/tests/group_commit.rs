@@ -146,3 +146,37 @@ for_each_backend! {
         assert_eq!(ids(&db), vec![7, 8]);
     }
 }
+
+/// With SQLite, pages written go to the WAL and a checkpoint thread copies
+/// them into the database file (no commit pays for a checkpoint itself).
+#[test]
+fn the_checkpoint_thread_moves_the_wal_into_the_database_file() {
+    let (guard, db) = common::open(gsp_node::storage::Backend::Sqlite);
+    let gsp_node::storage::DatabaseUrl::Sqlite(path) = guard.url.clone() else {
+        panic!("a SQLite test database");
+    };
+    create_table(&db);
+    let before = std::fs::metadata(&path).unwrap().len();
+    let rt = runtime();
+    let filler = "x".repeat(4000);
+    rt.block_on(async {
+        for id in 0..1000 {
+            let v = filler.clone();
+            db.write(move |c| insert(c, id, &v)).await.unwrap();
+        }
+    });
+    // 4 MB went into the WAL; the database file grows only by checkpoints.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(&path).unwrap().len();
+        if size >= before + 4_000_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {size} bytes (was {before}): no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ids(&db).len(), 1000);
+}

@@ -62,7 +62,8 @@ impl Manager {
              PRAGMA foreign_keys = ON;\n\
              PRAGMA temp_store = MEMORY;\n\
              PRAGMA cache_size = -{cache_kib};\n\
-             PRAGMA mmap_size = {mmap};",
+             PRAGMA mmap_size = {mmap};\n\
+             PRAGMA wal_autocheckpoint = 0;",
             busy = self.settings.sqlite_busy_timeout_ms,
             mmap = u64::from(self.settings.sqlite_mmap_mib) * 1024 * 1024,
             cache_kib = u64::from(self.settings.sqlite_cache_mib) * 1024,

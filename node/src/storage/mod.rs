@@ -9,6 +9,7 @@
 //! Not for: queries about tracking-and-tracing data (those are in `data`).
 
 mod backend_macro;
+mod checkpointer;
 mod connection;
 pub mod migrations;
 pub mod schema;
@@ -82,6 +83,8 @@ pub struct Database {
     url: DatabaseUrl,
     /// SQLite's group-commit writer thread (`None` for PostgreSQL).
     writer: Option<std::sync::Arc<writer::Writer>>,
+    /// SQLite's WAL checkpoint thread (`None` for PostgreSQL).
+    _checkpointer: Option<std::sync::Arc<checkpointer::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -106,6 +109,17 @@ impl Database {
                 tracing::info!(applied, database = %url, "database schema migrated");
             }
         }
+        let checkpointer = match url.backend() {
+            Backend::Sqlite => Some(std::sync::Arc::new(
+                checkpointer::Checkpointer::start(&manager).map_err(|message| {
+                    StorageError::Connect {
+                        url: url.redacted(),
+                        message: format!("starting the checkpoint thread: {message}"),
+                    }
+                })?,
+            )),
+            Backend::Postgres => None,
+        };
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
             // No background connecting: with PostgreSQL over TLS, a process
@@ -133,6 +147,7 @@ impl Database {
             pool,
             url: url.clone(),
             writer,
+            _checkpointer: checkpointer,
         })
     }
 
