@@ -49,6 +49,10 @@ pub struct ExchangeBenchArgs {
     /// Seconds of the half-load latency run.
     #[arg(long, default_value_t = 20)]
     latency_secs: u64,
+    /// Requests per second in the latency run instead of half the measured
+    /// throughput (to compare builds or settings at the same load).
+    #[arg(long)]
+    latency_rate: Option<f64>,
     /// Codes in the large verification (0: skip it).
     #[arg(long, default_value_t = 1_000_000)]
     large: usize,
@@ -249,9 +253,14 @@ impl ExchangeBenchArgs {
             lat.p50, lat.p99
         );
 
-        let half = (rate / 2.0).max(1.0);
+        let half = self.latency_rate.unwrap_or(rate / 2.0).max(1.0);
         println!(
-            "\n4. latency at half that rate: {half:.0}/s for {} s",
+            "\n4. latency at {}: {half:.0}/s for {} s",
+            if self.latency_rate.is_some() {
+                "the rate asked for"
+            } else {
+                "half that rate"
+            },
             self.latency_secs
         );
         let t1 = crate::exchange::store::now_ms();

@@ -7,7 +7,7 @@
 //! waits for the checkpoint — the slowest deliveries and arrivals of a busy
 //! node. Here every connection has `wal_autocheckpoint = 0` and this thread,
 //! with its own connection, runs a `PASSIVE` checkpoint every
-//! [`INTERVAL`]: it copies what no reader still needs, never blocks a
+//! `[database] sqlite_checkpoint_ms`: it copies what no reader still needs, never blocks a
 //! writer or reader, and costs nothing when the WAL has no new frames.
 //! SQLite still checkpoints and removes the WAL when the last connection
 //! closes.
@@ -17,9 +17,6 @@ use diesel::connection::SimpleConnection as _;
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Time between checkpoints.
-pub const INTERVAL: Duration = Duration::from_millis(200);
-
 /// The checkpoint thread of one database; it stops when this is dropped.
 #[derive(Debug)]
 pub(super) struct Checkpointer {
@@ -27,24 +24,25 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread with a connection of its own from `manager`.
-    pub(super) fn start(manager: &Manager) -> Result<Checkpointer, String> {
+    /// Starts the thread with a connection of its own from `manager`,
+    /// checkpointing every `interval`.
+    pub(super) fn start(manager: &Manager, interval: Duration) -> Result<Checkpointer, String> {
         let mut conn = r2d2::ManageConnection::connect(manager).map_err(|e| e.to_string())?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("gsp-sqlite-checkpoint".into())
-            .spawn(move || run(&mut conn, &stopped))
+            .spawn(move || run(&mut conn, &stopped, interval))
             .map_err(|e| e.to_string())?;
         Ok(Checkpointer { _stop: stop })
     }
 }
 
-fn run(conn: &mut DbConnection, stopped: &mpsc::Receiver<()>) {
+fn run(conn: &mut DbConnection, stopped: &mpsc::Receiver<()>, interval: Duration) {
     let mut failing = false;
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
         match conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
             Ok(()) => failing = false,
-            // Logged once per run of failures, not every 200 ms.
+            // Logged once per run of failures, not at every interval.
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(error = %e, "WAL checkpoint failed; will retry");

@@ -63,10 +63,16 @@ impl Manager {
              PRAGMA temp_store = MEMORY;\n\
              PRAGMA cache_size = -{cache_kib};\n\
              PRAGMA mmap_size = {mmap};\n\
-             PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA wal_autocheckpoint = {autocheckpoint};",
             busy = self.settings.sqlite_busy_timeout_ms,
             mmap = u64::from(self.settings.sqlite_mmap_mib) * 1024 * 1024,
             cache_kib = u64::from(self.settings.sqlite_cache_mib) * 1024,
+            // The checkpoint thread does it, unless it is turned off.
+            autocheckpoint = if self.settings.sqlite_checkpoint_ms > 0 {
+                0
+            } else {
+                1000
+            },
         )
     }
 }

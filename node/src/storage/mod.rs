@@ -110,15 +110,17 @@ impl Database {
             }
         }
         let checkpointer = match url.backend() {
-            Backend::Sqlite => Some(std::sync::Arc::new(
-                checkpointer::Checkpointer::start(&manager).map_err(|message| {
-                    StorageError::Connect {
-                        url: url.redacted(),
-                        message: format!("starting the checkpoint thread: {message}"),
-                    }
+            Backend::Sqlite if settings.sqlite_checkpoint_ms > 0 => Some(std::sync::Arc::new(
+                checkpointer::Checkpointer::start(
+                    &manager,
+                    Duration::from_millis(settings.sqlite_checkpoint_ms.into()),
+                )
+                .map_err(|message| StorageError::Connect {
+                    url: url.redacted(),
+                    message: format!("starting the checkpoint thread: {message}"),
                 })?,
             )),
-            Backend::Postgres => None,
+            Backend::Sqlite | Backend::Postgres => None,
         };
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
