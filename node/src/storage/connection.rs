@@ -54,6 +54,9 @@ impl Manager {
     }
 
     fn sqlite_pragmas(&self) -> String {
+        // Bytes of WAL file kept when SQLite starts it over after a
+        // checkpoint; a file grown larger by a big message is truncated.
+        const WAL_KEPT_BYTES: u64 = 64 * 1024 * 1024;
         let sync = self.settings.sqlite_synchronous.as_str();
         format!(
             "PRAGMA busy_timeout = {busy};\n\
@@ -63,7 +66,8 @@ impl Manager {
              PRAGMA temp_store = MEMORY;\n\
              PRAGMA cache_size = -{cache_kib};\n\
              PRAGMA mmap_size = {mmap};\n\
-             PRAGMA wal_autocheckpoint = {autocheckpoint};",
+             PRAGMA wal_autocheckpoint = {autocheckpoint};\n\
+             PRAGMA journal_size_limit = {WAL_KEPT_BYTES};",
             busy = self.settings.sqlite_busy_timeout_ms,
             mmap = u64::from(self.settings.sqlite_mmap_mib) * 1024 * 1024,
             cache_kib = u64::from(self.settings.sqlite_cache_mib) * 1024,
