@@ -356,6 +356,44 @@ fn store_attachments(
     Ok(())
 }
 
+/// The JSON message of a template part: `fields` with the attachment
+/// references placed, validated against the template, serialized, and the
+/// draft of the message to `to` in `case` that carries it.
+fn template_message(
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    (to, case_id): (PartyCode, Uuid),
+    (template, part): (&str, Part),
+    mut fields: serde_json::Map<String, Value>,
+    refs: Vec<AttachmentRef>,
+    now: i64,
+) -> Result<(Value, Vec<u8>, MessageDraft), ExchangeError> {
+    place_refs(&mut fields, refs)?;
+    let body = Value::Object(fields);
+    let what = match part {
+        Part::Request => "request",
+        Part::Answer => "answer",
+    };
+    gsp_federation::templates::validate(template, 1, part, &body)
+        .map_err(|e| template_error(what, e))?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
+    let template = TemplateRef {
+        name: template.to_owned(),
+        version: 1,
+        part,
+    };
+    let d = draft(
+        sealer,
+        to,
+        case_id,
+        "application/json",
+        Some(template),
+        now,
+        settings,
+    );
+    Ok((body, bytes, d))
+}
+
 /// Puts attachment references where the body expects them.
 fn place_refs(
     body: &mut serde_json::Map<String, Value>,
@@ -514,25 +552,15 @@ pub fn prepare_request(
     let case_id = Uuid::now_v7();
     let (attachments, refs) =
         seal_attachments(sealer, settings, req.to, case_id, attachments, now)?;
-    place_refs(&mut body, refs)?;
-    let body = Value::Object(body);
-    gsp_federation::templates::validate(&req.template, 1, Part::Request, &body)
-        .map_err(|e| template_error("request", e))?;
-    let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
-    let template = TemplateRef {
-        name: req.template.clone(),
-        version: 1,
-        part: Part::Request,
-    };
-    let d = draft(
+    let (body, bytes, d) = template_message(
         sealer,
-        req.to,
-        case_id,
-        "application/json",
-        Some(template),
-        now,
         settings,
-    );
+        (req.to, case_id),
+        (&req.template, Part::Request),
+        body,
+        refs,
+        now,
+    )?;
     let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     Ok(PreparedRequest {
@@ -1084,25 +1112,15 @@ pub fn prepare_answer(
         attachments,
         now,
     )?;
-    place_refs(&mut fields, refs)?;
-    let body = Value::Object(fields);
-    gsp_federation::templates::validate(&case.template, 1, Part::Answer, &body)
-        .map_err(|e| template_error("answer", e))?;
-    let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
-    let template = TemplateRef {
-        name: case.template.clone(),
-        version: 1,
-        part: Part::Answer,
-    };
-    let d = draft(
+    let (body, bytes, d) = template_message(
         sealer,
-        case.counterpart,
-        case_uuid,
-        "application/json",
-        Some(template),
-        now,
         settings,
-    );
+        (case.counterpart, case_uuid),
+        (&case.template, Part::Answer),
+        fields,
+        refs,
+        now,
+    )?;
     // An answer awaiting approval is sealed when it is approved.
     let envelope = if two_person {
         Vec::new()
