@@ -10,83 +10,16 @@
 
 mod common;
 
-use diesel::prelude::*;
-use gsp_federation::keys::KeyId;
-use gsp_federation::{
-    MessageDraft, PROTOCOL_VERSION, Part, PartyCode, RoutingHeader, SignedHeader, TemplateRef,
-    UnixMillis,
-};
+use common::exchange::{NamingSealer, arrive, attachment, count, message};
+use gsp_federation::{Part, TemplateRef};
 use gsp_node::auth::{Role, User};
 use gsp_node::config::Config;
-use gsp_node::exchange::store::{
-    ArrivalOutcome, Arrived, ExchangeError, Sealer, prepare_answer, record_arrival, store_answer,
-};
+use gsp_node::exchange::store::{ExchangeError, prepare_answer, store_answer};
 use gsp_node::for_each_backend;
 use gsp_node::storage::{DbConnection, write_transaction};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// An attachment from KEN to PAK in `case`, as the federation layer hands it over.
-fn attachment(case: Uuid, body: &[u8]) -> Arrived {
-    message(case, None, "image/jpeg", body)
-}
-
-/// A message from KEN to PAK in `case`, as the federation layer hands it over.
-fn message(case: Uuid, template: Option<TemplateRef>, content_type: &str, body: &[u8]) -> Arrived {
-    let now = 1_800_000_000_000;
-    Arrived {
-        header: SignedHeader {
-            version: PROTOCOL_VERSION,
-            routing: RoutingHeader {
-                message_id: Uuid::now_v7(),
-                from: PartyCode::parse("KEN").unwrap(),
-                to: PartyCode::parse("PAK").unwrap(),
-                recipient_key_id: KeyId([7; 8]),
-                created: UnixMillis(now),
-                expires: UnixMillis(now + 3_600_000),
-            },
-            sender_key_id: KeyId([9; 8]),
-            case_id: case,
-            template,
-            content_type: content_type.into(),
-            body_len: body.len() as u64,
-            body_sha256: [0; 32],
-        },
-        body: body.to_vec(),
-        envelope: [b"envelope of ".as_slice(), body].concat().into(),
-    }
-}
-
-/// Records `arrived` with a receipt that names the envelope digest.
-fn arrive(conn: &mut DbConnection, arrived: Arrived) -> Result<ArrivalOutcome, ExchangeError> {
-    let settings = Config::default().exchange;
-    let sign = |digest: &[u8; 32]| Ok(digest.to_vec());
-    record_arrival(conn, &settings, arrived, 1_800_000_000, &sign)
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-fn count(conn: &mut DbConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
-}
-
-/// Seals by naming the message: the envelope's content is not what this test is about.
-struct NamingSealer;
-
-impl Sealer for NamingSealer {
-    fn us(&self) -> PartyCode {
-        PartyCode::parse("PAK").unwrap()
-    }
-
-    fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String> {
-        Ok([draft.message_id.as_bytes().as_slice(), body].concat())
-    }
-}
 
 fn officer(id: i64) -> User {
     User {

@@ -8,6 +8,7 @@ use super::answers::{self, BuiltAnswer};
 use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind};
 use super::store::{self, ExchangeError, NewAttachment, PreparedAnswer, Sealer};
 use crate::config::ExchangeSettings;
+use crate::data::query::QueryError;
 use crate::data::query::bulk::LookupCache;
 use crate::storage::DbConnection;
 use crate::storage::schema::{cases, messages};
@@ -141,7 +142,10 @@ fn draft_answer_with(
             )));
         }
     }
-    .map_err(|e| ExchangeError::Invalid(e.to_string()))?;
+    .map_err(|e| match e {
+        QueryError::Database(e) => ExchangeError::Database(e),
+        QueryError::BadRequest(why) => ExchangeError::Invalid(why),
+    })?;
     let mut fields = built.fields;
     fields.insert("outcome".into(), json!("full"));
     // The answer travels under the restrictions the request asked for.
@@ -161,28 +165,63 @@ fn draft_answer_with(
     Ok(Some((Value::Object(fields), attachments)))
 }
 
+/// Where a pass over the waiting requests goes on from: after this case
+/// (its `created_at` and id).
+pub type Cursor = (i64, String);
+
+/// What one pass over requests waiting for an automatic answer found.
+pub struct Pending {
+    /// Answers drafted and sealed, to store.
+    pub prepared: Vec<PreparedAnswer>,
+    /// Requests that cannot be answered from the data (case id, why): for
+    /// officers.
+    pub unanswerable: Vec<(String, String)>,
+    /// Where the next pass starts when this one took `limit` requests (more
+    /// may wait after them); `None` when it reached the end.
+    pub next: Option<Cursor>,
+}
+
 /// Drafts and seals answers for up to `limit` requests waiting for an
-/// automatic answer (reads only: the database's writer is not held while
-/// looking codes up or sealing). Requests whose attachments have not all
-/// arrived are left for later; a request that cannot be answered from the
-/// data is logged and skipped.
+/// automatic answer, oldest first, starting after `after` (reads only: the
+/// database's writer is not held while looking codes up or sealing).
+/// Requests whose attachments have not all arrived are left for a later
+/// pass; passes go on from where the last full one stopped, so such requests
+/// (or ones failing for a passing reason) never hold up those behind them.
 pub fn draft_pending(
     conn: &mut DbConnection,
     sealer: &dyn Sealer,
     settings: &ExchangeSettings,
+    after: Option<&Cursor>,
     limit: i64,
-) -> Result<Vec<PreparedAnswer>, ExchangeError> {
-    let waiting: Vec<String> = cases::table
+) -> Result<Pending, ExchangeError> {
+    let mut query = cases::table
         .filter(cases::role.eq(CaseRole::Responder.to_i16()))
         .filter(cases::policy.eq(AnswerPolicy::Automatic.to_i16()))
         .filter(cases::state.eq(CaseState::Delivered.to_i16()))
-        .order(cases::created_at)
+        .into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            cases::created_at
+                .gt(*at)
+                .or(cases::created_at.eq(*at).and(cases::id.gt(id.clone()))),
+        );
+    }
+    let waiting: Vec<(String, i64)> = query
+        .order((cases::created_at, cases::id))
         .limit(limit)
-        .select(cases::id)
+        .select((cases::id, cases::created_at))
         .load(conn)?;
-    let mut prepared = Vec::with_capacity(waiting.len());
+    let next = match waiting.last() {
+        Some((id, at)) if waiting.len() as i64 >= limit => Some((*at, id.clone())),
+        _ => None,
+    };
+    let mut pending = Pending {
+        prepared: Vec::with_capacity(waiting.len()),
+        unanswerable: Vec::new(),
+        next,
+    };
     let mut cache = LookupCache::default();
-    for case_id in waiting {
+    for (case_id, _) in waiting {
         let now = store::now_ms();
         let drafted = draft_answer_with(conn, &case_id, settings, &mut cache).and_then(|d| {
             d.map(|(body, attachments)| {
@@ -200,12 +239,37 @@ pub fn draft_pending(
             .transpose()
         });
         match drafted {
-            Ok(Some(p)) => prepared.push(p),
+            Ok(Some(p)) => pending.prepared.push(p),
             Ok(None) => {}
-            Err(e) => tracing::error!(%case_id, error = %e, "automatic answer failed"),
+            // The request itself cannot be answered from the data: no use
+            // trying again.
+            Err(ExchangeError::Invalid(why)) => pending.unanswerable.push((case_id, why)),
+            // The database, the directory (sealing) or the case's state:
+            // tried again at the next pass.
+            Err(e) => {
+                tracing::warn!(%case_id, error = %e, "automatic answer not drafted; will retry")
+            }
         }
     }
-    Ok(prepared)
+    Ok(pending)
+}
+
+/// Hands requests that cannot be answered automatically to officers: the
+/// case's policy becomes `officer` (it stays delivered, in the officers'
+/// list) and its history says why. Returns how many were handed over.
+pub fn hand_to_officers(conn: &mut DbConnection, unanswerable: &[(String, String)]) -> usize {
+    let mut handed = 0;
+    for (case_id, why) in unanswerable {
+        match store::automatic_answer_impossible(conn, case_id, why, store::now_ms()) {
+            Ok(true) => {
+                handed += 1;
+                tracing::warn!(%case_id, reason = %why, "request cannot be answered automatically; left for an officer");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(%case_id, error = %e, "handing a request to officers failed"),
+        }
+    }
+    handed
 }
 
 /// Stores and queues prepared automatic answers, each in its own transaction

@@ -1223,6 +1223,42 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
     })
 }
 
+/// Leaves a request that the automatic policy cannot answer to officers:
+/// its policy becomes `officer` and its history says why. Returns false (and
+/// changes nothing) when the case is no longer waiting for an automatic answer.
+pub fn automatic_answer_impossible(
+    conn: &mut DbConnection,
+    case_id: &str,
+    why: &str,
+    now: i64,
+) -> Result<bool, ExchangeError> {
+    write_transaction(conn, |conn| {
+        let updated = diesel::update(
+            cases::table
+                .find(case_id)
+                .filter(cases::policy.eq(AnswerPolicy::Automatic.to_i16()))
+                .filter(cases::state.eq(CaseState::Delivered.to_i16())),
+        )
+        .set((
+            cases::policy.eq(AnswerPolicy::Officer.to_i16()),
+            cases::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        audit_row(
+            conn,
+            case_id,
+            now,
+            "node",
+            "automatic answer impossible; left for an officer",
+            json!({"reason": why}),
+        )?;
+        Ok(true)
+    })
+}
+
 /// Approves the answer waiting in a case (two-person policy): the approver
 /// must hold the approver role and must not be the answer's author.
 pub fn approve(

@@ -13,7 +13,8 @@ const BATCH: i64 = 200;
 
 /// Answers automatic-policy requests: woken by `arrivals` (and every two
 /// seconds, which also picks up work left by a crash), wakes `outbox` when
-/// it queued answers.
+/// it queued answers. Requests that cannot be answered from the data are
+/// handed to officers.
 pub async fn automatic_answers(
     db: Database,
     config: Arc<Config>,
@@ -22,34 +23,42 @@ pub async fn automatic_answers(
     outbox: Arc<tokio::sync::Notify>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
+    // Where the next pass starts: after the last request of a full pass, so
+    // that requests still waiting (for an attachment, say) never hold up the
+    // ones behind them; from the oldest again once a pass reaches the end.
+    let mut cursor: Option<auto::Cursor> = None;
     loop {
-        tokio::select! {
-            _ = arrivals.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        if cursor.is_none() {
+            tokio::select! {
+                _ = arrivals.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
         }
         // Draft and seal with a reading connection, then store the answers
         // in one write (one commit for many small answers).
-        let (fed, settings) = (federation.clone(), config.exchange.clone());
+        let (fed, settings, after) = (federation.clone(), config.exchange.clone(), cursor.take());
         let drafted = db
             .run(move |conn| {
-                auto::draft_pending(conn, &fed.sealer(), &settings, BATCH)
+                auto::draft_pending(conn, &fed.sealer(), &settings, after.as_ref(), BATCH)
                     .map_err(|e| crate::storage::StorageError::Task(e.to_string()))
             })
             .await;
         let answered = match drafted {
-            Ok(d) if d.is_empty() => Ok(0),
-            Ok(d) => {
-                let more = d.len() as i64 >= BATCH;
-                let sent = db
-                    .write(move |conn| {
-                        Ok::<_, crate::storage::StorageError>(auto::send_drafted(conn, d))
+            Ok(auto::Pending {
+                prepared,
+                unanswerable,
+                next,
+            }) => {
+                cursor = next;
+                if prepared.is_empty() && unanswerable.is_empty() {
+                    Ok(0)
+                } else {
+                    db.write(move |conn| {
+                        auto::hand_to_officers(conn, &unanswerable);
+                        Ok::<_, crate::storage::StorageError>(auto::send_drafted(conn, prepared))
                     })
-                    .await;
-                if more {
-                    // A full batch: there may be more waiting right now.
-                    arrivals.notify_one();
+                    .await
                 }
-                sent
             }
             Err(e) => Err(e),
         };

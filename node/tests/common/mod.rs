@@ -2,6 +2,8 @@
 //! official EPCIS JSON Schema, a generated data set and an opened database.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod exchange;
+
 use gsp_node::config::{Config, ImportSettings};
 use gsp_node::data::import::{ImportOptions, ImportReport, import_file};
 use gsp_node::data::synthetic::{GenFormat, GenOptions, GenSummary, generate};
