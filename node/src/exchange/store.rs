@@ -459,9 +459,9 @@ fn template_error(part: &str, e: gsp_federation::templates::TemplateError) -> Ex
     ExchangeError::Invalid(format!("the {part} does not follow its template: {e}"))
 }
 
-/// A request checked and sealed with its attachments, ready to store:
-/// everything of [`compose`] but the database writes, so that the signing,
-/// sealing and schema work happens outside the database's single writer.
+/// A request checked and sealed with its attachments, ready for
+/// [`store_request`]: the signing, sealing and schema work is done before,
+/// and outside, the database's single writer.
 pub struct PreparedRequest {
     case_id: Uuid,
     to: PartyCode,
@@ -477,22 +477,8 @@ pub struct PreparedRequest {
     lifetime: Duration,
 }
 
-/// Sends a request: a new case with the request and its attachments, sealed
-/// and queued, in one transaction. Returns the case id.
-pub fn compose(
-    conn: &mut DbConnection,
-    sealer: &dyn Sealer,
-    settings: &ExchangeSettings,
-    user: &User,
-    req: ComposeRequest,
-    now: i64,
-) -> Result<String, ExchangeError> {
-    let prepared = prepare_request(sealer, settings, user, req, now)?;
-    store_request(conn, &prepared)
-}
-
-/// Checks a request, validates it against its template and seals it and its
-/// attachments, without touching the database.
+/// Sending a request, first step: checks it, validates it against its
+/// template and seals it and its attachments, without touching the database.
 pub fn prepare_request(
     sealer: &dyn Sealer,
     settings: &ExchangeSettings,
@@ -986,9 +972,8 @@ fn state_for_outcome(body: &Value) -> (CaseState, String) {
 }
 
 /// An answer checked and (unless it waits for approval) sealed with its
-/// attachments, ready to store: everything of [`answer`] but the database
-/// writes, so that the signing, sealing and schema work happens outside the
-/// database's single writer.
+/// attachments, ready for [`store_answer`]: the signing, sealing and schema
+/// work is done before, and outside, the database's single writer.
 pub struct PreparedAnswer {
     case_id: String,
     author: Option<i64>,
@@ -1036,38 +1021,11 @@ fn check_answerable(
     Ok(())
 }
 
-/// Answers a request we received. `user` is `None` for an automatic answer.
-/// Under the two-person policy an officer's answer waits for approval;
-/// otherwise it is sealed and queued at once. Returns the answer's message id.
-#[allow(clippy::too_many_arguments)]
-pub fn answer(
-    conn: &mut DbConnection,
-    sealer: &dyn Sealer,
-    settings: &ExchangeSettings,
-    user: Option<&User>,
-    case_id: &str,
-    body: Value,
-    attachments: Vec<NewAttachment>,
-    now: i64,
-) -> Result<String, ExchangeError> {
-    write_transaction(conn, |conn| {
-        let prepared = prepare_answer(
-            conn,
-            sealer,
-            settings,
-            user,
-            case_id,
-            body,
-            attachments,
-            now,
-        )?;
-        store_answer(conn, &prepared)
-    })
-}
-
-/// Checks an answer against the case (read only), validates it against the
-/// template and seals it with its attachments; [`store_answer`] checks the
-/// case again when it stores it.
+/// Answering a request we received, first step (`user` is `None` for an
+/// automatic answer): checks the answer against the case (read only),
+/// validates it against the template and seals it with its attachments.
+/// Under the two-person policy an officer's answer is sealed only when it is
+/// approved. [`store_answer`] checks the case again when it stores it.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare_answer(
     conn: &mut DbConnection,
