@@ -18,6 +18,7 @@ pub mod directory;
 mod enums;
 pub mod exchange;
 pub mod federation;
+pub mod local_ports;
 pub mod metrics;
 pub mod storage;
 pub mod tls;

@@ -13,12 +13,9 @@ use std::time::{Duration, Instant};
 /// Password of every test account.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// A free TCP port on loopback (bound, then released).
+/// A free TCP port on loopback, outside the kernel's ephemeral range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    gsp_node::local_ports::free_port().expect("a free port")
 }
 
 /// One Party node of a test federation.

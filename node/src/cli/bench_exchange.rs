@@ -592,7 +592,7 @@ async fn bare_mtls(
         &pak_id.tls,
         ClientAuth::Required(Arc::new(StaticPins::one(ken_id.tls.spki_sha256))),
     )?;
-    let port = super::lab::free_port()?;
+    let port = crate::local_ports::free_port()?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let sys = actix_web::rt::System::new();

@@ -116,12 +116,7 @@ fn credentials(username: &str) -> Credentials {
     }
 }
 
-/// A free TCP port on loopback.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
+use crate::local_ports::free_port;
 
 /// What one Party of a lab gets.
 #[derive(Debug, Clone)]
@@ -443,15 +438,30 @@ fn spawn(
                     }
                 }
                 _ => bail!(
-                    "{} stopped before it was ready; see {}",
+                    "{} stopped before it was ready; see {}{}",
                     proc.name,
-                    log.display()
+                    log.display(),
+                    log_tail(log)
                 ),
             }
         }
     }
     std::thread::spawn(move || for _ in lines {});
     Ok((proc, found))
+}
+
+/// The last lines of a child's log, to quote in the error when it stops
+/// (the log may sit in a temporary folder that is gone by the time anyone
+/// looks).
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(8)..];
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(":\n  {}", tail.join("\n  "))
+    }
 }
 
 /// A logged-in client of one node's local API.
