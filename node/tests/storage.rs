@@ -149,3 +149,25 @@ for_each_backend! {
         assert_eq!(migrations::run_pending(&mut conn).unwrap(), 0);
     }
 }
+
+/// The bundled SQLite is built with the flags in `.cargo/config.toml`:
+/// multi-thread mode, and plans that never depend on bound values (else
+/// every `LIMIT ?` query is re-prepared on each use).
+#[test]
+fn sqlite_is_built_with_the_flags_we_rely_on() {
+    #[derive(QueryableByName)]
+    struct Opt {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+    let (_guard, db) = common::open(Backend::Sqlite);
+    let mut conn = db.conn().unwrap();
+    let opts: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+        .load::<Opt>(&mut *conn)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.compile_options)
+        .collect();
+    assert!(opts.iter().any(|o| o == "ENABLE_QPSG"), "{opts:?}");
+    assert!(opts.iter().any(|o| o == "THREADSAFE=2"), "{opts:?}");
+}
