@@ -7,7 +7,7 @@
 //! signing keys marks the message delivered; a refusal by the peer fails it
 //! with the peer's reason; anything else (network, 429, 503) is retried with
 //! back-off until the message expires. Every outcome is written to the
-//! database before the next message is claimed.
+//! database before its place in flight is taken by another message.
 
 use super::Federation;
 use super::peers::Peer;
@@ -18,7 +18,8 @@ use crate::exchange::store;
 use crate::storage::Database;
 use crate::tls::{self, StaticPins};
 use gsp_federation::{PartyCode, Receipt};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,16 @@ enum Attempt {
 /// change in the directory builds a new client.
 type PinnedClient = (Vec<[u8; 32]>, reqwest::Client);
 
+/// The worker delivering to one peer, as the service sees it: told when more
+/// messages for that peer are due while it is busy with others.
+#[derive(Default)]
+struct PeerWorker {
+    /// Set (under the service's `busy` lock) when messages became due.
+    poked: std::sync::atomic::AtomicBool,
+    /// Wakes the worker while it waits for deliveries in flight.
+    wake: tokio::sync::Notify,
+}
+
 /// The delivery service of one `gsp serve` instance.
 #[derive(Clone)]
 pub struct Delivery {
@@ -45,7 +56,8 @@ pub struct Delivery {
     /// Identifies this instance's leases in the outbox.
     instance: String,
     clients: Arc<Mutex<HashMap<PartyCode, PinnedClient>>>,
-    busy: Arc<Mutex<HashSet<String>>>,
+    /// The peers with a worker running, and how to tell it about new work.
+    busy: Arc<Mutex<HashMap<String, Arc<PeerWorker>>>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -64,7 +76,7 @@ impl Delivery {
             federation,
             instance,
             clients: Arc::new(Mutex::new(HashMap::new())),
-            busy: Arc::new(Mutex::new(HashSet::new())),
+            busy: Arc::new(Mutex::new(HashMap::new())),
             metrics,
         }
     }
@@ -98,19 +110,9 @@ impl Delivery {
             {
                 Ok(peers) => {
                     for peer in peers {
-                        let started = self
-                            .busy
-                            .lock()
-                            .map(|mut b| b.insert(peer.clone()))
-                            .unwrap_or(false);
-                        if started {
+                        if let Some(worker) = self.poke_or_register(&peer) {
                             let me = self.clone();
-                            tokio::spawn(async move {
-                                me.work_peer(&peer).await;
-                                if let Ok(mut b) = me.busy.lock() {
-                                    b.remove(&peer);
-                                }
-                            });
+                            tokio::spawn(async move { me.work_peer(&peer, &worker).await });
                         }
                     }
                 }
@@ -123,10 +125,38 @@ impl Delivery {
         }
     }
 
+    /// Tells `peer`'s running worker that more is due, or registers a new
+    /// worker for it and returns it (the caller starts it).
+    fn poke_or_register(&self, peer: &str) -> Option<Arc<PeerWorker>> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(worker) = busy.get(peer) {
+            worker.poked.store(true, Ordering::SeqCst);
+            worker.wake.notify_one();
+            return None;
+        }
+        let worker = Arc::new(PeerWorker::default());
+        busy.insert(peer.to_owned(), worker.clone());
+        Some(worker)
+    }
+
+    /// Ends `peer`'s worker unless it was poked since it last looked; under
+    /// the same lock as [`Self::poke_or_register`], so no new work is missed.
+    fn retire(&self, peer: &str, worker: &PeerWorker) -> bool {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if worker.poked.swap(false, Ordering::SeqCst) {
+            return false;
+        }
+        busy.remove(peer);
+        true
+    }
+
     /// Delivers everything due for `peer` with up to `in_flight_per_peer`
-    /// messages on the way at once: whenever half of them are done, more are
-    /// claimed, so the connection never waits for the slowest of a batch.
-    async fn work_peer(&self, peer: &str) {
+    /// messages on the way at once: whenever no more than half of them are
+    /// on the way — after a delivery, or when told that new messages are due
+    /// — more are claimed. A message queued while others are in flight thus
+    /// leaves at once instead of waiting for one of them to come back, and
+    /// under load claims still come in batches.
+    async fn work_peer(&self, peer: &str, worker: &PeerWorker) {
         use futures_util::StreamExt as _;
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
         // A claim outlives one attempt by a margin; the claims of an instance
@@ -136,6 +166,7 @@ impl Delivery {
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
         loop {
             if in_flight.len() <= limit / 2 {
+                worker.poked.store(false, Ordering::SeqCst);
                 let now = store::now_ms();
                 let (instance, p) = (self.instance.clone(), peer.to_owned());
                 let want = i64::try_from(limit - in_flight.len()).unwrap_or(1);
@@ -160,8 +191,15 @@ impl Delivery {
                     });
                 }
             }
-            if in_flight.next().await.is_none() {
-                return;
+            if in_flight.is_empty() {
+                if self.retire(peer, worker) {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = in_flight.next() => {}
+                _ = worker.wake.notified() => {}
             }
         }
     }
