@@ -39,14 +39,35 @@ struct Seq {
     message_seq: i64,
 }
 
+#[derive(QueryableByName)]
+struct PeerRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    peer: String,
+}
+
 /// Peers that have messages due now.
+///
+/// Skips from one peer with pending messages to the next through the
+/// `outbox_queue` index and asks each whether one is due (`outbox_due`):
+/// a few index seeks per peer, however long the queues are — a plain
+/// `SELECT DISTINCT` read every pending row, and this runs whenever a
+/// message is queued.
 pub fn peers_due(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<String>> {
-    outbox::table
-        .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
-        .filter(outbox::next_attempt_at.le(now))
-        .select(outbox::peer)
-        .distinct()
-        .load(conn)
+    // `$1`/`$2` are numbered parameters on both backends (SQLite numbers
+    // `$NAME` parameters in order of first appearance).
+    let rows: Vec<PeerRow> = diesel::sql_query(
+        "WITH RECURSIVE p(peer) AS ( \
+           SELECT (SELECT MIN(peer) FROM outbox WHERE state = $1) \
+           UNION ALL \
+           SELECT (SELECT MIN(o.peer) FROM outbox o WHERE o.state = $1 AND o.peer > p.peer) \
+             FROM p WHERE p.peer IS NOT NULL) \
+         SELECT peer FROM p WHERE peer IS NOT NULL AND EXISTS ( \
+           SELECT 1 FROM outbox o WHERE o.state = $1 AND o.peer = p.peer AND o.next_attempt_at <= $2)",
+    )
+    .bind::<diesel::sql_types::SmallInt, _>(OutboxState::Pending.to_i16())
+    .bind::<diesel::sql_types::BigInt, _>(now)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.peer).collect())
 }
 
 /// The earliest time anything pending becomes due, if anything is pending.
@@ -86,15 +107,23 @@ pub fn claim(
         .map(|s| s.message_seq)
         .collect(),
         DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
-            let seqs: Vec<i64> = outbox::table
-                .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
-                .filter(outbox::peer.eq(peer))
-                .filter(outbox::next_attempt_at.le(now))
-                .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(now)))
-                .order(outbox::message_seq)
-                .limit(limit)
-                .select(outbox::message_seq)
-                .load(conn)?;
+            // Walk the peer's queue in order and stop after `limit` (SQLite
+            // would otherwise pick `outbox_due` and sort the whole queue).
+            let seqs: Vec<i64> = diesel::sql_query(
+                "SELECT message_seq FROM outbox INDEXED BY outbox_queue \
+                 WHERE state = ? AND peer = ? AND next_attempt_at <= ? \
+                   AND (claimed_until IS NULL OR claimed_until < ?) \
+                 ORDER BY message_seq LIMIT ?",
+            )
+            .bind::<diesel::sql_types::SmallInt, _>(OutboxState::Pending.to_i16())
+            .bind::<diesel::sql_types::Text, _>(peer)
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(limit)
+            .load::<Seq>(conn)?
+            .into_iter()
+            .map(|s| s.message_seq)
+            .collect();
             if !seqs.is_empty() {
                 diesel::update(outbox::table.filter(outbox::message_seq.eq_any(&seqs)))
                     .set((outbox::claimed_by.eq(instance), outbox::claimed_until.eq(until)))
