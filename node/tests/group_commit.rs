@@ -145,6 +145,44 @@ for_each_backend! {
         });
         assert_eq!(ids(&db), vec![7, 8]);
     }
+
+    /// Unsynced writes (delivery leases and outcomes) commit like any other
+    /// and leave every connection durable for the writes after them.
+    fn unsynced_writes_commit_and_leave_connections_synced(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        let durable_setting = match backend {
+            gsp_node::storage::Backend::Sqlite => "SELECT CAST(synchronous AS TEXT) AS value FROM pragma_synchronous",
+            gsp_node::storage::Backend::Postgres => "SELECT setting AS value FROM pg_settings WHERE name = 'synchronous_commit'",
+        };
+        let before = ask_every_connection(&db, durable_setting);
+        assert!(before.iter().all(|v| v == "2" || v == "on"), "{before:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for id in 0..200 {
+                let db = db.clone();
+                tasks.push(tokio::spawn(async move {
+                    if id % 3 == 0 {
+                        db.write(move |c| insert(c, id, "synced")).await
+                    } else {
+                        db.write_unsynced(move |c| insert(c, id, "unsynced")).await
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        });
+        // Alone in their batches too.
+        rt.block_on(async {
+            for id in 200..210 {
+                db.write_unsynced(move |c| insert(c, id, "alone")).await.unwrap();
+            }
+        });
+        assert_eq!(ids(&db), (0..210).collect::<Vec<_>>());
+        assert_eq!(ask_every_connection(&db, durable_setting), before);
+    }
 }
 
 /// With SQLite, pages written go to the WAL and a checkpoint thread copies
@@ -179,4 +217,26 @@ fn the_checkpoint_thread_moves_the_wal_into_the_database_file() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(ids(&db).len(), 1000);
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
+
+/// Every connection the pool holds, each asked `sql` (whose
+/// one column is named `value`).
+fn ask_every_connection(db: &Database, sql: &str) -> Vec<String> {
+    let size = gsp_node::config::Config::default().database.pool_size;
+    let mut conns: Vec<_> = (0..size).map(|_| db.conn().unwrap()).collect();
+    conns
+        .iter_mut()
+        .map(|c| {
+            diesel::sql_query(sql)
+                .get_result::<Setting>(&mut **c)
+                .unwrap()
+                .value
+        })
+        .collect()
 }

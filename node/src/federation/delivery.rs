@@ -6,7 +6,10 @@
 //! at once. A 200 with a receipt that verifies against the peer's published
 //! signing keys marks the message delivered; a refusal by the peer fails it
 //! with the peer's reason; anything else (network, 429, 503) is retried with
-//! back-off until the message expires. Every outcome is written to the
+//! back-off until the message expires. Leases and outcomes are committed
+//! without waiting for an fsync (`Database::write_unsynced`): lost in a power
+//! failure, a message is simply sent again and the peer answers with its
+//! original receipt. Every outcome is written to the
 //! database before its place in flight is taken by another message.
 
 use super::Federation;
@@ -172,7 +175,7 @@ impl Delivery {
                 let want = i64::try_from(limit - in_flight.len()).unwrap_or(1);
                 let due = match self
                     .db
-                    .write(move |c| {
+                    .write_unsynced(move |c| {
                         outbox::claim(c, &instance, &p, now, lease, want)
                             .map_err(crate::storage::StorageError::from)
                     })
@@ -216,7 +219,7 @@ impl Delivery {
             Attempt::Delivered(receipt) => {
                 tracing::info!(peer = %d.peer, id = %d.message_id, "delivered");
                 self.db
-                    .write(move |c| {
+                    .write_unsynced(move |c| {
                         outbox::delivered(c, seq, &receipt, now)
                             .map_err(crate::storage::StorageError::from)
                     })
@@ -225,7 +228,7 @@ impl Delivery {
             Attempt::Transient(e) => {
                 tracing::warn!(peer = %d.peer, id = %d.message_id, attempt = d.attempts + 1, error = %e, "delivery failed; will retry");
                 self.db
-                    .write(move |c| {
+                    .write_unsynced(move |c| {
                         outbox::attempt_failed(c, &settings, seq, &e, false, now)
                             .map_err(crate::storage::StorageError::from)
                     })
@@ -234,7 +237,7 @@ impl Delivery {
             Attempt::Refused(e) => {
                 tracing::error!(peer = %d.peer, id = %d.message_id, error = %e, "message refused by the recipient");
                 self.db
-                    .write(move |c| {
+                    .write_unsynced(move |c| {
                         outbox::attempt_failed(c, &settings, seq, &e, true, now)
                             .map_err(crate::storage::StorageError::from)
                     })

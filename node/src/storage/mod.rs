@@ -138,9 +138,11 @@ impl Database {
             })?;
         let writer = match url.backend() {
             Backend::Sqlite => Some(std::sync::Arc::new(
-                writer::Writer::start(pool.clone()).map_err(|e| StorageError::Connect {
-                    url: url.redacted(),
-                    message: format!("starting the writer thread: {e}"),
+                writer::Writer::start(pool.clone(), settings.sqlite_synchronous).map_err(|e| {
+                    StorageError::Connect {
+                        url: url.redacted(),
+                        message: format!("starting the writer thread: {e}"),
+                    }
                 })?,
             )),
             Backend::Postgres => None,
@@ -203,8 +205,37 @@ impl Database {
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         match &self.writer {
-            Some(w) => w.write(work).await,
+            Some(w) => w.write(true, work).await,
             None => self.run(move |c| write_transaction(c, work)).await,
+        }
+    }
+
+    /// Like [`Database::write`], for a write whose loss in a power failure
+    /// is harmless and which therefore need not wait for the disk: a
+    /// delivery lease, a delivery outcome the peer confirms again on the next
+    /// attempt. It survives a crash of the process like any other write.
+    /// SQLite commits a batch of only such writes with `synchronous =
+    /// normal`; PostgreSQL commits it with `synchronous_commit = off`. The
+    /// log is written in order on both, so any later durable commit makes it
+    /// durable too.
+    pub async fn write_unsynced<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        match &self.writer {
+            Some(w) => w.write(false, work).await,
+            None => {
+                self.run(move |c| {
+                    write_transaction(c, |c| {
+                        use diesel::connection::SimpleConnection as _;
+                        c.batch_execute("SET LOCAL synchronous_commit = off")?;
+                        work(c)
+                    })
+                })
+                .await
+            }
         }
     }
 }

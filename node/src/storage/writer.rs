@@ -17,44 +17,63 @@
 //! trusted after a panic) and the thread goes on with the next.
 
 use super::{DbConnection, Manager, StorageError, tx, write_transaction};
+use crate::config::SqliteSync;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
 /// What the writer thread calls after the batch's commit: `None` when it
 /// committed, otherwise why not.
 type Completion = Box<dyn FnOnce(Option<String>) + Send>;
-/// A write waiting for the writer thread.
-type Job = Box<dyn FnOnce(&mut DbConnection) -> Completion + Send>;
+/// A write waiting for the writer thread, and whether its commit must reach
+/// the disk before its caller hears of it (see [`Writer::write`]).
+struct Job {
+    work: Box<dyn FnOnce(&mut DbConnection) -> Completion + Send>,
+    synced: bool,
+}
 
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 256;
 
 /// The sending side of a database's writer thread.
-#[derive(Debug)]
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
 }
 
 impl Writer {
     /// Starts the writer thread, taking connections from `pool`; it ends when
     /// the last handle to the `Writer` is dropped.
-    pub(super) fn start(pool: r2d2::Pool<Manager>) -> std::io::Result<Writer> {
+    /// `sync` is the connections' configured `synchronous`.
+    pub(super) fn start(pool: r2d2::Pool<Manager>, sync: SqliteSync) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("gsp-sqlite-writer".into())
-            .spawn(move || run(&pool, rx))?;
+            .spawn(move || run(&pool, sync, rx))?;
         Ok(Writer { jobs: tx })
     }
 
     /// Runs `work` in the next batch; resolves after that batch's commit.
-    pub(super) async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    ///
+    /// With `synced` false the write may be committed without an fsync
+    /// (`synchronous = normal` for a batch of such writes only): it survives
+    /// a crash of the process but may be lost with the last moments before a
+    /// power failure. For writes whose loss then is harmless — a delivery
+    /// lease, a delivery outcome the peer confirms again on the next attempt.
+    /// The WAL is written in order, so the next synced commit makes them
+    /// durable too.
+    pub(super) async fn write<T, E, F>(&self, synced: bool, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn| {
+        let work: Box<dyn FnOnce(&mut DbConnection) -> Completion + Send> = Box::new(move |conn| {
             // Inside the batch's transaction this is a savepoint.
             let result = write_transaction(conn, work);
             Box::new(move |commit_failed: Option<String>| {
@@ -68,7 +87,7 @@ impl Writer {
             })
         });
         self.jobs
-            .send(job)
+            .send(Job { work, synced })
             .map_err(|_| E::from(StorageError::Task("the database writer has stopped".into())))?;
         rx.await.map_err(|_| {
             E::from(StorageError::Task(
@@ -79,7 +98,7 @@ impl Writer {
 }
 
 /// The writer thread: batches until every sender is gone.
-fn run(pool: &r2d2::Pool<Manager>, rx: mpsc::Receiver<Job>) {
+fn run(pool: &r2d2::Pool<Manager>, sync: SqliteSync, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -96,8 +115,25 @@ fn run(pool: &r2d2::Pool<Manager>, rx: mpsc::Receiver<Job>) {
                 continue;
             }
         };
+        // Only a batch of unsynced writes relaxes `synchronous`, and only
+        // for its own commit.
+        let relax = sync == SqliteSync::Full && !jobs.iter().any(|j| j.synced);
+        if relax && let Err(e) = set_synchronous(&mut conn, SqliteSync::Normal) {
+            tracing::error!(error = %e, "database writer: cannot relax synchronous");
+            continue;
+        }
         run_batch(&mut conn, jobs);
+        // Setting a pragma touches no file; it fails only on a connection
+        // that is broken anyway, which the pool's health check then drops.
+        if relax && let Err(e) = set_synchronous(&mut conn, sync) {
+            tracing::error!(error = %e, "database writer: cannot restore synchronous");
+        }
     }
+}
+
+fn set_synchronous(conn: &mut DbConnection, sync: SqliteSync) -> diesel::QueryResult<()> {
+    use diesel::connection::SimpleConnection as _;
+    conn.batch_execute(&format!("PRAGMA synchronous = {}", sync.as_str()))
 }
 
 /// One transaction for `jobs`; completes each after the commit.
@@ -110,7 +146,7 @@ fn run_batch(conn: &mut DbConnection, jobs: Vec<Job>) {
     let mut completions = Vec::with_capacity(jobs.len());
     let mut panicked = false;
     for job in jobs {
-        match catch_unwind(AssertUnwindSafe(|| job(&mut *conn))) {
+        match catch_unwind(AssertUnwindSafe(|| (job.work)(&mut *conn))) {
             Ok(done) => completions.push(done),
             Err(_) => {
                 panicked = true;
