@@ -64,6 +64,12 @@ pub struct ExchangeBenchArgs {
     /// loss, the default) or normal (durable against a crash of the process).
     #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
     sync: SqliteSync,
+    /// The nodes' `[exchange] in_flight_per_peer`: deliveries on the way to
+    /// one peer at once. The node's default (8) suits a WAN link between
+    /// Parties; on loopback under a backlog a delivery round trip waits
+    /// behind the receiver's commits, and 32 bounded the run at ~1,000/s.
+    #[arg(long, default_value_t = 128)]
+    in_flight: usize,
 }
 
 /// The federation of a bench run, as saved for reuse.
@@ -113,9 +119,8 @@ impl ExchangeBenchArgs {
                 self.packs,
                 root.display()
             );
-            // More deliveries in flight per peer than the default 8: the
-            // throughput run keeps hundreds of messages queued.
-            let exchange = "\n[exchange]\nin_flight_per_peer = 32\n".to_owned();
+            // Set for every run by `set_node_settings`.
+            let exchange = format!("\n[exchange]\nin_flight_per_peer = {}\n", self.in_flight);
             let specs = [
                 PartySpec {
                     code: "KEN",
@@ -153,7 +158,7 @@ impl ExchangeBenchArgs {
             std::fs::write(&saved_path, serde_json::to_vec(&s)?)?;
             s
         };
-        set_sync(&saved.lab, sync)?;
+        set_node_settings(&saved.lab, sync, self.in_flight)?;
         let procs = saved.lab.start()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -367,9 +372,9 @@ async fn peak_rss(pids: &[u32], on: &std::sync::atomic::AtomicBool) -> Vec<(u64,
     peaks
 }
 
-/// Rewrites the nodes' `sqlite_synchronous` (a reused folder may have been
-/// built with the other setting).
-fn set_sync(lab: &Lab, sync: SqliteSync) -> anyhow::Result<()> {
+/// Rewrites the nodes' `sqlite_synchronous` and `in_flight_per_peer` (a
+/// reused folder may have been built with other settings).
+fn set_node_settings(lab: &Lab, sync: SqliteSync, in_flight: usize) -> anyhow::Result<()> {
     let value = sync.as_str();
     for n in &lab.parties {
         let text = std::fs::read_to_string(&n.config)?;
@@ -378,6 +383,8 @@ fn set_sync(lab: &Lab, sync: SqliteSync) -> anyhow::Result<()> {
             .map(|l| {
                 if l.starts_with("sqlite_synchronous") {
                     format!("sqlite_synchronous = \"{value}\"")
+                } else if l.starts_with("in_flight_per_peer") {
+                    format!("in_flight_per_peer = {in_flight}")
                 } else {
                     l.to_owned()
                 }
