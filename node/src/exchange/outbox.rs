@@ -175,16 +175,28 @@ fn audit_for(
         .first(conn)
         .optional()?;
     if let Some(case_id) = case_id {
-        diesel::insert_into(audit::table)
-            .values((
-                audit::case_id.eq(case_id),
-                audit::at.eq(now),
-                audit::actor.eq("node"),
-                audit::action.eq(action),
-                audit::detail.eq(detail.to_string()),
-            ))
-            .execute(conn)?;
+        audit_case(conn, &case_id, now, action, detail)?;
     }
+    Ok(())
+}
+
+/// An audit row by the node on `case_id`.
+fn audit_case(
+    conn: &mut DbConnection,
+    case_id: &str,
+    now: i64,
+    action: &str,
+    detail: serde_json::Value,
+) -> QueryResult<()> {
+    diesel::insert_into(audit::table)
+        .values((
+            audit::case_id.eq(case_id),
+            audit::at.eq(now),
+            audit::actor.eq("node"),
+            audit::action.eq(action),
+            audit::detail.eq(detail.to_string()),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -217,37 +229,38 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
             .select((messages::case_id, messages::kind, messages::message_id))
             .first(conn)?;
         // A request's case is delivered once the request and every
-        // attachment sent with it are.
-        let undelivered: i64 = messages::table
-            .filter(messages::case_id.eq(&case_id))
-            .filter(messages::direction.eq(Direction::Out.to_i16()))
-            .filter(messages::kind.eq_any([
-                MessageKind::Request.to_i16(),
-                MessageKind::Attachment.to_i16(),
-            ]))
-            .filter(messages::state.ne(MessageState::Delivered.to_i16()))
-            .count()
-            .get_result(conn)?;
-        if kind != MessageKind::Answer.to_i16() && undelivered == 0 {
-            diesel::update(
-                cases::table
-                    .find(&case_id)
-                    .filter(cases::state.eq(CaseState::Queued.to_i16())),
-            )
-            .set((
-                cases::state.eq(CaseState::Delivered.to_i16()),
-                cases::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        // attachment sent with it are (an answer changes nothing here).
+        if kind != MessageKind::Answer.to_i16() {
+            let undelivered: i64 = messages::table
+                .filter(messages::case_id.eq(&case_id))
+                .filter(messages::direction.eq(Direction::Out.to_i16()))
+                .filter(messages::kind.eq_any([
+                    MessageKind::Request.to_i16(),
+                    MessageKind::Attachment.to_i16(),
+                ]))
+                .filter(messages::state.ne(MessageState::Delivered.to_i16()))
+                .count()
+                .get_result(conn)?;
+            if undelivered == 0 {
+                diesel::update(
+                    cases::table
+                        .find(&case_id)
+                        .filter(cases::state.eq(CaseState::Queued.to_i16())),
+                )
+                .set((
+                    cases::state.eq(CaseState::Delivered.to_i16()),
+                    cases::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            }
         }
-        audit_for(
+        audit_case(
             conn,
-            seq,
+            &case_id,
             now,
             "delivered",
             json!({"message_id": message_id}),
-        )?;
-        Ok(())
+        )
     })
 }
 
