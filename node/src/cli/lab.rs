@@ -13,6 +13,7 @@ use crate::data::import::{ImportOptions, import_file};
 use crate::data::synthetic::{GenFormat, GenOptions, generate};
 use crate::directory::record::{RecordInputs, build_record, demo_details};
 use crate::directory::server::{admin, secretariat};
+use crate::local_ports::free_port;
 use crate::storage::{Database, DatabaseUrl};
 use anyhow::{Context as _, bail};
 use gsp_federation::directory::RecordStatus;
@@ -115,8 +116,6 @@ fn credentials(username: &str) -> Credentials {
         password: LAB_PASSWORD.into(),
     }
 }
-
-use crate::local_ports::free_port;
 
 /// What one Party of a lab gets.
 #[derive(Debug, Clone)]

@@ -35,14 +35,9 @@ struct Job {
 const MAX_BATCH: usize = 256;
 
 /// The sending side of a database's writer thread.
+#[derive(Debug)]
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Writer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Writer")
-    }
 }
 
 impl Writer {
