@@ -204,10 +204,7 @@ impl Database {
         E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
-        match &self.writer {
-            Some(w) => w.write(true, work).await,
-            None => self.run(move |c| write_transaction(c, work)).await,
-        }
+        self.write_with(true, work).await
     }
 
     /// Like [`Database::write`], for a write whose loss in a power failure
@@ -224,13 +221,25 @@ impl Database {
         E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
+        self.write_with(false, work).await
+    }
+
+    /// [`Database::write`] (`synced`) or [`Database::write_unsynced`].
+    async fn write_with<T, E, F>(&self, synced: bool, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
         match &self.writer {
-            Some(w) => w.write(false, work).await,
+            Some(w) => w.write(synced, work).await,
             None => {
                 self.run(move |c| {
                     write_transaction(c, |c| {
-                        use diesel::connection::SimpleConnection as _;
-                        c.batch_execute("SET LOCAL synchronous_commit = off")?;
+                        if !synced {
+                            use diesel::connection::SimpleConnection as _;
+                            c.batch_execute("SET LOCAL synchronous_commit = off")?;
+                        }
                         work(c)
                     })
                 })
