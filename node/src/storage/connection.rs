@@ -104,9 +104,17 @@ impl r2d2::ManageConnection for Manager {
         }
     }
 
+    /// PostgreSQL: a `SELECT 1` finds a connection the server or network
+    /// dropped. SQLite: nothing to check — the connection is a file handle in
+    /// this process and cannot be dropped from outside — so no statement is
+    /// parsed on every checkout (perf: 2.4 % of a node's CPU under load).
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
-        conn.batch_execute("SELECT 1")
-            .map_err(|e| ConnectError(e.to_string()))
+        match conn {
+            DbConnection::Sqlite(_) => Ok(()),
+            DbConnection::Postgresql(c) => c
+                .batch_execute("SELECT 1")
+                .map_err(|e| ConnectError(e.to_string())),
+        }
     }
 
     /// A connection still inside a transaction when it comes back (its user
