@@ -234,10 +234,13 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
             let undelivered: i64 = messages::table
                 .filter(messages::case_id.eq(&case_id))
                 .filter(messages::direction.eq(Direction::Out.to_i16()))
-                .filter(messages::kind.eq_any([
-                    MessageKind::Request.to_i16(),
-                    MessageKind::Attachment.to_i16(),
-                ]))
+                // Two `=` rather than `IN (…)`: diesel caches the prepared
+                // statement only for a query of fixed shape.
+                .filter(
+                    messages::kind
+                        .eq(MessageKind::Request.to_i16())
+                        .or(messages::kind.eq(MessageKind::Attachment.to_i16())),
+                )
                 .filter(messages::state.ne(MessageState::Delivered.to_i16()))
                 .count()
                 .get_result(conn)?;
