@@ -643,6 +643,10 @@ pub struct ArrivalOutcome {
     pub duplicate: bool,
     /// The case it belongs to.
     pub case_id: String,
+    /// True when the automatic answerer may have new work: a new request
+    /// under the automatic policy, or an attachment (it may be the last one
+    /// such a request waits for). Not for answers or duplicates.
+    pub automatic: bool,
 }
 
 /// The receipt we issued for a message received from `from`, if any.
@@ -734,6 +738,7 @@ fn arrival_transaction(
                 receipt,
                 duplicate: true,
                 case_id: case_id.clone(),
+                automatic: false,
             });
         }
         let kind = match h.template.as_ref().map(|t| t.part) {
@@ -829,6 +834,7 @@ fn arrival_transaction(
             ))
             .execute(conn)?;
         let peer = format!("peer:{from}");
+        let mut automatic = false;
         match (kind, &body) {
             (MessageKind::Request, Some(b)) => {
                 let template = h
@@ -841,6 +847,7 @@ fn arrival_transaction(
                     .get(&template)
                     .copied()
                     .unwrap_or(AnswerPolicy::Officer);
+                automatic = policy == AnswerPolicy::Automatic;
                 diesel::update(cases::table.find(&case_id))
                     .set((
                         cases::template.eq(&template),
@@ -895,6 +902,7 @@ fn arrival_transaction(
                 )?;
             }
             _ => {
+                automatic = true;
                 audit_row(
                     conn,
                     &case_id,
@@ -909,6 +917,7 @@ fn arrival_transaction(
             receipt,
             duplicate: false,
             case_id: case_id.clone(),
+            automatic,
         })
     })
 }

@@ -299,13 +299,15 @@ pub async fn receive(
     .await;
     let outcome = match opened {
         Ok(Ok(Opened::New(arrived))) => record(&state, *arrived, now).await,
-        Ok(Ok(Opened::Again(receipt))) => Ok(receipt),
+        Ok(Ok(Opened::Again(receipt))) => Ok((receipt, false)),
         Ok(Err(refused)) => Err(refused),
         Err(e) => Err(("internal_error".to_owned(), e.to_string())),
     };
     match outcome {
-        Ok(receipt) => {
-            state.arrivals.notify_one();
+        Ok((receipt, automatic)) => {
+            if automatic {
+                state.arrivals.notify_one();
+            }
             let mut res = HttpResponse::Ok();
             res.content_type(RECEIPT_TYPE);
             if let Some(c) = fed.peers.checkpoint() {
@@ -329,13 +331,14 @@ enum Opened {
     Again(Vec<u8>),
 }
 
-/// Records an opened message with its signed receipt; the receipt to return,
-/// or the SPEC code and sentence of a refusal.
+/// Records an opened message with its signed receipt; the receipt to return
+/// and whether the automatic answerer has a new request, or the SPEC code and
+/// sentence of a refusal.
 async fn record(
     state: &FederationState,
     arrived: Arrived,
     now: i64,
-) -> Result<Vec<u8>, (String, String)> {
+) -> Result<(Vec<u8>, bool), (String, String)> {
     let st = state.clone();
     let routing = arrived.header.routing;
     let (from, message_id) = (routing.from, routing.message_id);
@@ -366,7 +369,7 @@ async fn record(
             } else {
                 tracing::info!(from = from.as_str(), id = %message_id, case = %o.case_id, "message received");
             }
-            Ok(o.receipt)
+            Ok((o.receipt, o.automatic))
         }
         Err(ExchangeError::Database(e)) => Err(("internal_error".into(), e.to_string())),
         Err(ExchangeError::Seal(e)) => Err(("internal_error".into(), e)),
