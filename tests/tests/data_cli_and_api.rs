@@ -120,6 +120,41 @@ for_each_backend! {
         assert_eq!(r.status(), 413);
     }
 
+    fn a_session_ends_at_logout_at_once_and_for_a_disabled_user_soon(backend: Backend) {
+        let site = Site::new(backend);
+        site.add_user("officer1", &["officer"], "a long demo password");
+        let mut server = site.serve();
+        server.login("officer1", "a long demo password");
+        // Twice: the second call is served from the node's session cache.
+        assert_eq!(server.get("/api/v1/me").status(), 200);
+        assert_eq!(server.get("/api/v1/me").status(), 200);
+        let token = server.token.clone().unwrap();
+        let r = gsp_tests::http()
+            .delete(format!("{}/api/v1/session", server.base))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(server.get("/api/v1/me").status(), 401, "a logged-out token is refused at once");
+
+        // Disabled by another process: refused once the node reads the
+        // session again (documented: within 2 s).
+        server.login("officer1", "a long demo password");
+        assert_eq!(server.get("/api/v1/me").status(), 200);
+        let out = site.run(&["user", "disable", "officer1"]);
+        assert!(out.status.success(), "{}", gsp_tests::stderr(&out));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let status = server.get("/api/v1/me").status();
+            if status == 401 {
+                break;
+            }
+            assert_eq!(status, 200);
+            assert!(std::time::Instant::now() < deadline, "a disabled user's session still works");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     fn a_killed_import_leaves_nothing_and_can_be_redone(backend: Backend) {
         let site = Site::new(backend);
         let file = site.dir.path().join("big.csv");

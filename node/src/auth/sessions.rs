@@ -78,6 +78,15 @@ pub fn authenticate(
     token: &str,
     now_ms: i64,
 ) -> Result<Option<User>, UserError> {
+    Ok(live_session(conn, token, now_ms)?.map(|(user, _)| user))
+}
+
+/// Like [`authenticate`], with the session's expiry (Unix ms).
+pub fn live_session(
+    conn: &mut DbConnection,
+    token: &str,
+    now_ms: i64,
+) -> Result<Option<(User, i64)>, UserError> {
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
@@ -87,9 +96,9 @@ pub fn authenticate(
         .first(conn)
         .optional()?;
     match found {
-        Some((user_id, expires)) if expires > now_ms => {
-            Ok(user_by_id(conn, user_id)?.filter(|u| !u.disabled))
-        }
+        Some((user_id, expires)) if expires > now_ms => Ok(user_by_id(conn, user_id)?
+            .filter(|u| !u.disabled)
+            .map(|u| (u, expires))),
         _ => Ok(None),
     }
 }

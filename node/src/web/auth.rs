@@ -72,11 +72,20 @@ impl FromRequest for Officer {
                 )));
             }
             let now = super::now_ms();
+            if let Some(user) = state.sessions.get(&token, now) {
+                return Ok(Officer(user));
+            }
+            let sessions = state.sessions.clone();
+            let epoch = sessions.epoch();
             let user = state
                 .db
                 .run(move |conn| {
-                    auth::authenticate(conn, &token, now)
-                        .map_err(|e| ApiError::Internal(e.to_string()))
+                    let live = auth::live_session(conn, &token, now)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    Ok::<_, ApiError>(live.map(|(user, expires_at)| {
+                        sessions.put(&token, user.clone(), expires_at, now, epoch);
+                        user
+                    }))
                 })
                 .await?;
             user.map(Officer).ok_or_else(|| {
@@ -134,10 +143,15 @@ pub async fn logout(
     _who: Officer,
 ) -> Result<HttpResponse, ApiError> {
     if let Some((token, _)) = token_of(&req) {
+        let sessions = state.sessions.clone();
         state
             .db
             .run(move |conn| {
-                auth::end_session(conn, &token).map_err(|e| ApiError::Internal(e.to_string()))
+                auth::end_session(conn, &token).map_err(|e| ApiError::Internal(e.to_string()))?;
+                // After the delete: a call that read the session before it
+                // cannot leave it cached.
+                sessions.forget(&token);
+                Ok::<_, ApiError>(())
             })
             .await?;
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod session_cache;
 pub mod users;
 pub mod whois;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The verified directory copy (empty until one is fetched).
     pub directory: crate::directory::DirectoryHandle,
+    /// Sessions recently found live (see [`session_cache`]).
+    pub sessions: Arc<session_cache::SessionCache>,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             directory: Default::default(),
+            sessions: Default::default(),
         }
     }
 
