@@ -217,6 +217,7 @@ impl ExchangeBenchArgs {
             "\n3. throughput: {} single-code verifications, {} composed at once",
             self.requests, self.concurrency
         );
+        let cpu_before = cpu_times(procs);
         let t0 = crate::exchange::store::now_ms();
         let started = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
@@ -241,6 +242,7 @@ impl ExchangeBenchArgs {
         }
         let composed = started.elapsed();
         let done = wait_answered(&ken_db, t0, self.requests, Duration::from_secs(600)).await?;
+        let cpu_after = cpu_times(procs);
         let lat = latencies(&ken_db, t0).await?;
         let span_ms = lat.last_answer - t0;
         let rate = self.requests as f64 / (span_ms as f64 / 1000.0);
@@ -256,6 +258,19 @@ impl ExchangeBenchArgs {
         println!(
             "   latency under full load: p50 {} ms, p99 {} ms",
             lat.p50, lat.p99
+        );
+        let mut total = Duration::ZERO;
+        let mut parts = Vec::new();
+        for ((name, before), (_, after)) in cpu_before.iter().zip(&cpu_after) {
+            let used = after.saturating_sub(*before) / self.requests as u32;
+            total += used;
+            parts.push(format!("{name} {} µs", used.as_micros()));
+        }
+        println!(
+            "   CPU per verification (user + system, whole processes): {} µs = {}; the cryptography alone is {:.2} of it",
+            total.as_micros(),
+            parts.join(", "),
+            per_verification.as_secs_f64() / total.as_secs_f64().max(1e-9)
         );
 
         let half = self.latency_rate.unwrap_or(rate / 2.0).max(1.0);
@@ -354,6 +369,27 @@ impl ExchangeBenchArgs {
         }
         Ok(())
     }
+}
+
+/// CPU time used so far by each node of `procs` (the directory, which does
+/// no work per verification, is left out) and by this load generator.
+fn cpu_times(procs: &[Proc]) -> Vec<(String, Duration)> {
+    let mut out: Vec<(String, Duration)> = procs
+        .iter()
+        .skip(1)
+        .map(|p| {
+            let name = p.name().trim_start_matches("the ").to_owned();
+            (
+                name,
+                Proc::cpu_time(&p.pid().to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.push((
+        "load generator".to_owned(),
+        Proc::cpu_time("self").unwrap_or_default(),
+    ));
+    out
 }
 
 /// Samples the resident memory of `pids` every 20 ms while `on`; returns the

@@ -60,6 +60,19 @@ impl Proc {
         ))
     }
 
+    /// CPU time process `pid` has used so far, user and system, all threads
+    /// (`/proc/PID/stat` fields 14 and 15, in the kernel's fixed 100 Hz
+    /// `USER_HZ` ticks); `"self"` for this process.
+    pub fn cpu_time(pid: &str) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces; count after its ')'.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(Duration::from_millis((utime + stime) * 10))
+    }
+
     /// A `kB` field of `/proc/PID/status`, in bytes.
     fn status_bytes(pid: u32, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
