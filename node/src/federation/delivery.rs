@@ -158,39 +158,32 @@ impl Delivery {
     /// on the way — after a delivery, or when told that new messages are due
     /// — more are claimed. A message queued while others are in flight thus
     /// leaves at once instead of waiting for one of them to come back, and
-    /// under load claims still come in batches.
+    /// under load claims still come in batches. The outcomes of deliveries
+    /// that came back together are recorded in one write, with the claim
+    /// that takes their places (one writer round trip, not one per message
+    /// and another per claim).
     async fn work_peer(&self, peer: &str, worker: &PeerWorker) {
-        use futures_util::StreamExt as _;
+        use futures_util::{FutureExt as _, StreamExt as _};
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
         // A claim outlives one attempt by a margin; the claims of an instance
         // that crashed mid-attempt lapse after that and another takes over.
         let lease = i64::try_from(timeout.as_millis()).unwrap_or(60_000) + 10_000;
         let limit = self.config.exchange.in_flight_per_peer.max(1);
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        let mut came_back: Vec<(Due, Attempt)> = Vec::new();
         loop {
-            if in_flight.len() <= limit / 2 {
+            let want = if in_flight.len() <= limit / 2 {
                 worker.poked.store(false, Ordering::SeqCst);
-                let now = store::now_ms();
-                let (instance, p) = (self.instance.clone(), peer.to_owned());
-                let want = i64::try_from(limit - in_flight.len()).unwrap_or(1);
-                let due = match self
-                    .db
-                    .write_unsynced(move |c| {
-                        outbox::claim(c, &instance, &p, now, lease, want)
-                            .map_err(crate::storage::StorageError::from)
-                    })
-                    .await
-                {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::error!(error = %e, peer, "claiming from the outbox failed");
-                        Vec::new()
-                    }
-                };
-                for d in due {
+                limit - in_flight.len()
+            } else {
+                0
+            };
+            if want > 0 || !came_back.is_empty() {
+                let outcomes = std::mem::take(&mut came_back);
+                for d in self.settle(peer, outcomes, want, lease).await {
                     in_flight.push(async move {
                         let result = self.attempt(&d, timeout).await;
-                        self.record(d, result).await;
+                        (d, result)
                     });
                 }
             }
@@ -201,54 +194,79 @@ impl Delivery {
                 continue;
             }
             tokio::select! {
-                _ = in_flight.next() => {}
+                Some(done) = in_flight.next() => {
+                    came_back.push(done);
+                    // And every other delivery already back.
+                    while let Some(Some(done)) = in_flight.next().now_or_never() {
+                        came_back.push(done);
+                    }
+                }
                 _ = worker.wake.notified() => {}
             }
         }
     }
 
-    async fn record(&self, d: Due, result: Attempt) {
-        let settings = self.config.exchange.clone();
-        let now = store::now_ms();
-        let seq = d.seq;
-        self.metrics.delivery(
-            matches!(result, Attempt::Delivered(_)),
-            matches!(result, Attempt::Refused(_)),
-        );
-        let outcome = match result {
-            Attempt::Delivered(receipt) => {
-                tracing::info!(peer = %d.peer, id = %d.message_id, "delivered");
-                self.db
-                    .write_unsynced(move |c| {
-                        outbox::delivered(c, seq, &receipt, now)
-                            .map_err(crate::storage::StorageError::from)
-                    })
-                    .await
+    /// Records `outcomes` and claims up to `want` more messages for `peer`,
+    /// in one write; returns the claimed messages.
+    async fn settle(
+        &self,
+        peer: &str,
+        outcomes: Vec<(Due, Attempt)>,
+        want: usize,
+        lease: i64,
+    ) -> Vec<Due> {
+        for (d, result) in &outcomes {
+            self.metrics.delivery(
+                matches!(result, Attempt::Delivered(_)),
+                matches!(result, Attempt::Refused(_)),
+            );
+            match result {
+                Attempt::Delivered(_) => {
+                    tracing::info!(peer = %d.peer, id = %d.message_id, "delivered")
+                }
+                Attempt::Transient(e) => {
+                    tracing::warn!(peer = %d.peer, id = %d.message_id, attempt = d.attempts + 1, error = %e, "delivery failed; will retry")
+                }
+                Attempt::Refused(e) => {
+                    tracing::error!(peer = %d.peer, id = %d.message_id, error = %e, "message refused by the recipient")
+                }
             }
-            Attempt::Transient(e) => {
-                tracing::warn!(peer = %d.peer, id = %d.message_id, attempt = d.attempts + 1, error = %e, "delivery failed; will retry");
-                self.db
-                    .write_unsynced(move |c| {
-                        outbox::attempt_failed(c, &settings, seq, &e, false, now)
-                            .map_err(crate::storage::StorageError::from)
-                    })
-                    .await
-            }
-            Attempt::Refused(e) => {
-                tracing::error!(peer = %d.peer, id = %d.message_id, error = %e, "message refused by the recipient");
-                self.db
-                    .write_unsynced(move |c| {
-                        outbox::attempt_failed(c, &settings, seq, &e, true, now)
-                            .map_err(crate::storage::StorageError::from)
-                    })
-                    .await
-            }
-        };
-        if let Err(e) = outcome {
-            // The lease runs out and the message is tried again; the
-            // receiver recognises it and returns the same receipt.
-            tracing::error!(error = %e, seq, "recording a delivery outcome failed");
         }
+        let settings = self.config.exchange.clone();
+        let (instance, p) = (self.instance.clone(), peer.to_owned());
+        let want = i64::try_from(want).unwrap_or(i64::MAX);
+        let claimed = self
+            .db
+            .write_unsynced(move |c| {
+                let now = store::now_ms();
+                for (d, result) in &outcomes {
+                    // Each in its own savepoint: one that fails leaves the
+                    // others recorded; its lease runs out and the message is
+                    // tried again, and the receiver returns the same receipt.
+                    let recorded = match result {
+                        Attempt::Delivered(receipt) => outbox::delivered(c, d.seq, receipt, now),
+                        Attempt::Transient(e) => {
+                            outbox::attempt_failed(c, &settings, d.seq, e, false, now)
+                        }
+                        Attempt::Refused(e) => {
+                            outbox::attempt_failed(c, &settings, d.seq, e, true, now)
+                        }
+                    };
+                    if let Err(e) = recorded {
+                        tracing::error!(error = %e, seq = d.seq, "recording a delivery outcome failed");
+                    }
+                }
+                if want == 0 {
+                    return Ok(Vec::new());
+                }
+                outbox::claim(c, &instance, &p, now, lease, want)
+                    .map_err(crate::storage::StorageError::from)
+            })
+            .await;
+        claimed.unwrap_or_else(|e| {
+            tracing::error!(error = %e, peer, "recording outcomes and claiming from the outbox failed");
+            Vec::new()
+        })
     }
 
     fn client_for(&self, peer: &Peer) -> Result<reqwest::Client, String> {
