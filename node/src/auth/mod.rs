@@ -11,9 +11,7 @@ mod sessions;
 mod users;
 
 pub use password::{hash_password, verify_password};
-pub use sessions::{
-    SESSION_HOURS, Session, authenticate, create_session, end_session, live_session,
-};
+pub use sessions::{SESSION_HOURS, Session, create_session, end_session, live_session};
 pub use users::{
     NewUser, Role, User, UserError, add_user, find_user, list_users, set_disabled, set_password,
 };

@@ -72,16 +72,8 @@ pub fn create_session(
     }))
 }
 
-/// The user a token belongs to, if the session is live and the user enabled.
-pub fn authenticate(
-    conn: &mut DbConnection,
-    token: &str,
-    now_ms: i64,
-) -> Result<Option<User>, UserError> {
-    Ok(live_session(conn, token, now_ms)?.map(|(user, _)| user))
-}
-
-/// Like [`authenticate`], with the session's expiry (Unix ms).
+/// The user a token belongs to and the session's expiry (Unix ms), if the
+/// session is live and the user enabled.
 pub fn live_session(
     conn: &mut DbConnection,
     token: &str,

@@ -48,9 +48,10 @@ impl SessionCache {
     /// The user of `token` if it was found live less than [`RECHECK_MS`]
     /// ago and has not expired since.
     pub fn get(&self, token: &str, now: i64) -> Option<User> {
+        let key = key(token);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(&key(token))
+            .get(&key)
             .filter(|e| now - e.checked_at < RECHECK_MS && now >= e.checked_at)
             .filter(|e| e.expires_at > now)
             .map(|e| e.user.clone())
@@ -66,6 +67,7 @@ impl SessionCache {
     /// from the database at `now` — unless a logout happened since `epoch`
     /// was taken (the read may predate it).
     pub fn put(&self, token: &str, user: User, expires_at: i64, now: i64, epoch: u64) {
+        let key = key(token);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if self.logouts.load(Ordering::SeqCst) != epoch {
             return;
@@ -77,7 +79,7 @@ impl SessionCache {
             }
         }
         entries.insert(
-            key(token),
+            key,
             Entry {
                 user,
                 expires_at,
@@ -88,9 +90,10 @@ impl SessionCache {
 
     /// Forgets `token` (logout; call once the session is deleted).
     pub fn forget(&self, token: &str) {
+        let key = key(token);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         self.logouts.fetch_add(1, Ordering::SeqCst);
-        entries.remove(&key(token));
+        entries.remove(&key);
     }
 }
 
