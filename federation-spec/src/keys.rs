@@ -15,7 +15,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// The HPKE KEM of protocol version 1: DHKEM(X25519, HKDF-SHA256).
-pub type HpkeKem = hpke::kem::X25519HkdfSha256;
+pub type HpkeKem = crate::kem::X25519Kem;
 
 /// Domain-separation strings: every signature and the HPKE `info` start with
 /// one of these, so a signature made for one purpose can never be replayed as

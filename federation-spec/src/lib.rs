@@ -21,6 +21,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
+pub mod kem;
 pub mod keys;
 pub mod log;
 pub mod party;
