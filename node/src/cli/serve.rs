@@ -102,8 +102,8 @@ impl ServeArgs {
                 } else {
                     tracing::warn!("no [federation] listen address: this node sends but cannot receive");
                 }
-                let delivery = Delivery::new(db.clone(), config.clone(), fed.clone(), instance, metrics.clone());
-                actix_web::rt::spawn(delivery.run(outbox_wake.clone()));
+                let delivery = Delivery::new(db.clone(), config.clone(), fed.clone(), instance, metrics.clone(), outbox_wake.clone());
+                actix_web::rt::spawn(delivery.run());
                 actix_web::rt::spawn(workers::automatic_answers(db, config.clone(), fed, arrivals, outbox_wake, metrics));
             }
             futures_util::future::try_join_all(servers).await.map(|_| ())

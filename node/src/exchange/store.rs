@@ -1002,6 +1002,11 @@ impl PreparedAnswer {
     pub fn case_id(&self) -> &str {
         &self.case_id
     }
+
+    /// The Party the answer goes to.
+    pub fn to(&self) -> PartyCode {
+        self.answer.draft.to
+    }
 }
 
 /// Whether the case can be answered now, by an officer (`by_officer`) or

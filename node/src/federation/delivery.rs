@@ -15,6 +15,7 @@
 use super::Federation;
 use super::peers::Peer;
 use super::server::{CHECKPOINT_HEADER, ENVELOPE_TYPE};
+use super::wake::{OutboxWake, PeerWorker};
 use crate::config::Config;
 use crate::exchange::outbox::{self, Due};
 use crate::exchange::store;
@@ -40,16 +41,6 @@ enum Attempt {
 /// change in the directory builds a new client.
 type PinnedClient = (Vec<[u8; 32]>, reqwest::Client);
 
-/// The worker delivering to one peer, as the service sees it: told when more
-/// messages for that peer are due while it is busy with others.
-#[derive(Default)]
-struct PeerWorker {
-    /// Set (under the service's `busy` lock) when messages became due.
-    poked: std::sync::atomic::AtomicBool,
-    /// Wakes the worker while it waits for deliveries in flight.
-    wake: tokio::sync::Notify,
-}
-
 /// The delivery service of one `gsp serve` instance.
 #[derive(Clone)]
 pub struct Delivery {
@@ -59,8 +50,8 @@ pub struct Delivery {
     /// Identifies this instance's leases in the outbox.
     instance: String,
     clients: Arc<Mutex<HashMap<PartyCode, PinnedClient>>>,
-    /// The peers with a worker running, and how to tell it about new work.
-    busy: Arc<Mutex<HashMap<String, Arc<PeerWorker>>>>,
+    /// The peers with a worker running, and how the node tells about new work.
+    wake: Arc<OutboxWake>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -72,6 +63,7 @@ impl Delivery {
         federation: Arc<Federation>,
         instance: String,
         metrics: Arc<crate::metrics::Metrics>,
+        wake: Arc<OutboxWake>,
     ) -> Delivery {
         Delivery {
             db,
@@ -79,14 +71,15 @@ impl Delivery {
             federation,
             instance,
             clients: Arc::new(Mutex::new(HashMap::new())),
-            busy: Arc::new(Mutex::new(HashMap::new())),
+            wake,
             metrics,
         }
     }
 
-    /// Runs forever: wakes on `wake` or every second, starts a worker for each
-    /// peer with due messages, and fails messages past their expiry.
-    pub async fn run(self, wake: Arc<tokio::sync::Notify>) {
+    /// Runs forever: wakes when told (see [`OutboxWake`]) or every second,
+    /// starts a worker for each peer with due messages, and fails messages
+    /// past their expiry.
+    pub async fn run(self) {
         let mut last_expiry_sweep = 0i64;
         loop {
             let now = store::now_ms();
@@ -113,7 +106,7 @@ impl Delivery {
             {
                 Ok(peers) => {
                     for peer in peers {
-                        if let Some(worker) = self.poke_or_register(&peer) {
+                        if let Some(worker) = self.wake.poke_or_register(&peer) {
                             let me = self.clone();
                             tokio::spawn(async move { me.work_peer(&peer, &worker).await });
                         }
@@ -122,35 +115,10 @@ impl Delivery {
                 Err(e) => tracing::error!(error = %e, "reading the outbox failed"),
             }
             tokio::select! {
-                _ = wake.notified() => {}
+                _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
             }
         }
-    }
-
-    /// Tells `peer`'s running worker that more is due, or registers a new
-    /// worker for it and returns it (the caller starts it).
-    fn poke_or_register(&self, peer: &str) -> Option<Arc<PeerWorker>> {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(worker) = busy.get(peer) {
-            worker.poked.store(true, Ordering::SeqCst);
-            worker.wake.notify_one();
-            return None;
-        }
-        let worker = Arc::new(PeerWorker::default());
-        busy.insert(peer.to_owned(), worker.clone());
-        Some(worker)
-    }
-
-    /// Ends `peer`'s worker unless it was poked since it last looked; under
-    /// the same lock as [`Self::poke_or_register`], so no new work is missed.
-    fn retire(&self, peer: &str, worker: &PeerWorker) -> bool {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        if worker.poked.swap(false, Ordering::SeqCst) {
-            return false;
-        }
-        busy.remove(peer);
-        true
     }
 
     /// Delivers everything due for `peer` with up to `in_flight_per_peer`
@@ -188,7 +156,7 @@ impl Delivery {
                 }
             }
             if in_flight.is_empty() {
-                if self.retire(peer, worker) {
+                if self.wake.retire(peer, worker) {
                     return;
                 }
                 continue;

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod peers;
 pub mod sealer;
 pub mod server;
+pub mod wake;
 pub mod workers;
 
 pub use identity::NodeIdentity;

@@ -20,7 +20,7 @@ pub async fn automatic_answers(
     config: Arc<Config>,
     federation: Arc<Federation>,
     arrivals: Arc<tokio::sync::Notify>,
-    outbox: Arc<tokio::sync::Notify>,
+    outbox: Arc<super::wake::OutboxWake>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     // Where the next pass starts: after the last request of a full pass, so
@@ -67,7 +67,7 @@ pub async fn automatic_answers(
             Ok(n) => {
                 tracing::info!(count = n, "requests answered automatically");
                 metrics.automatic_answers(n as u64);
-                outbox.notify_one();
+                outbox.queued();
             }
             Err(e) => tracing::error!(error = %e, "automatic answers failed"),
         }

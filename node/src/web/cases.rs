@@ -100,6 +100,7 @@ pub async fn compose(
     let to = PartyCode::parse(&to).map_err(|e| ApiError::BadRequest(format!("to: {e}")))?;
     let attachments = decode(attachments)?;
     let settings = state.config.exchange.clone();
+    let peer = to;
     // Validate and seal off the async threads and outside the database's
     // writer; the write only stores what was sealed.
     let prepared = tokio::task::spawn_blocking(move || {
@@ -117,7 +118,7 @@ pub async fn compose(
         .db
         .write(move |conn| store::store_request(conn, &prepared).map_err(ApiError::from))
         .await?;
-    state.wake_outbox();
+    state.wake_outbox_for(peer);
     Ok(HttpResponse::Created().json(serde_json::json!({ "case_id": case_id })))
 }
 
@@ -186,11 +187,12 @@ pub async fn answer(
             .map_err(ApiError::from)
         })
         .await?;
+    let peer = prepared.to();
     let message_id = state
         .db
         .write(move |conn| store::store_answer(conn, &prepared).map_err(ApiError::from))
         .await?;
-    state.wake_outbox();
+    state.wake_outbox_for(peer);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "message_id": message_id })))
 }
 

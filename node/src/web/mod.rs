@@ -32,7 +32,7 @@ pub struct AppState {
     /// Identity and directory view, when this node takes part in federation.
     pub federation: Option<Arc<crate::federation::Federation>>,
     /// Wakes the delivery workers when something is queued.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub outbox_wake: Arc<crate::federation::wake::OutboxWake>,
     /// Counters served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The verified directory copy (empty until one is fetched).
@@ -48,16 +48,21 @@ impl AppState {
             db,
             config,
             federation: None,
-            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            outbox_wake: Default::default(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             directory: Default::default(),
             sessions: Default::default(),
         }
     }
 
-    /// Tells the delivery workers that a message was queued.
+    /// Tells delivery that a message was queued for `peer`.
+    pub fn wake_outbox_for(&self, peer: gsp_federation::PartyCode) {
+        self.outbox_wake.queued_for(peer.as_str());
+    }
+
+    /// Tells delivery that messages were queued.
     pub fn wake_outbox(&self) {
-        self.outbox_wake.notify_one();
+        self.outbox_wake.queued();
     }
 }
 
