@@ -102,16 +102,26 @@ pub fn bulk_lookup_with<S: AsRef<str>>(
     for positions in order.chunks(CHUNK) {
         let chunk: Vec<&str> = positions.iter().map(|&i| codes_asked[i].as_ref()).collect();
         type Row = (String, i16, i16, Option<i64>, Option<i64>);
-        let rows: Vec<Row> = codes::table
-            .filter(codes::code.eq_any(&chunk))
-            .select((
-                codes::code,
-                codes::level,
-                codes::status,
-                codes::product_id,
-                codes::applied_by,
-            ))
-            .load(conn)?;
+        let columns = (
+            codes::code,
+            codes::level,
+            codes::status,
+            codes::product_id,
+            codes::applied_by,
+        );
+        // One code (a single verification, the usual request) by `=`: a
+        // statement of fixed shape, which diesel prepares once and keeps;
+        // `IN (…)` is prepared again for every lookup.
+        let rows: Vec<Row> = match chunk.as_slice() {
+            [one] => codes::table
+                .filter(codes::code.eq(*one))
+                .select(columns)
+                .load(conn)?,
+            _ => codes::table
+                .filter(codes::code.eq_any(&chunk))
+                .select(columns)
+                .load(conn)?,
+        };
         let found: HashMap<String, (i16, i16, Option<i64>, Option<i64>)> = rows
             .into_iter()
             .map(|(c, l, s, p, a)| (c, (l, s, p, a)))

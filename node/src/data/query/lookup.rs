@@ -107,6 +107,13 @@ impl EventRow {
 
 /// Loads events by id.
 pub fn events_by_id(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<EventRow>> {
+    // One id by `=`, a statement diesel prepares once (see `bulk_lookup_with`).
+    if let [one] = ids {
+        return events::table
+            .filter(events::id.eq(*one))
+            .select(EventRow::as_select())
+            .load(conn);
+    }
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(4096) {
         out.extend(
