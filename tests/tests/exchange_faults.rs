@@ -159,7 +159,27 @@ for_each_backend! {
         assert_eq!(receipt1, receipt2, "a duplicate gets the original receipt");
         assert_eq!(net.node("PAK").cases().len(), cases_before + 1);
         assert_eq!(metric(net.node("PAK"), "gsp_federation_received_total{result=\"duplicate\"}"), 1);
+
+        // An attachment that arrives before its request: the case is made
+        // for it, unlisted, and the request then completes it.
+        let case_id = uuid::Uuid::now_v7();
+        let mut first = draft("KEN", "PAK", now, 3600);
+        (first.case_id, first.template, first.content_type) = (case_id, None, "text/plain".into());
+        let (s, bytes) = send(&ken_client, seal(&first, b"an attachment sent first", false));
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(net.node("PAK").cases().len(), cases_before + 1, "a case waiting for its request is not listed");
+        let mut then = draft("KEN", "PAK", now, 3600);
+        then.case_id = case_id;
+        let (s, bytes) = send(&ken_client, seal(&then, &serde_json::to_vec(&free_text("Sent after its file")).unwrap(), false));
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&bytes));
+        let case = net.node("PAK").case(&case_id.to_string());
+        assert_eq!((case["template"].as_str(), case["subject"].as_str()), (Some("free-text"), Some("Sent after its file")), "{case:#}");
+        assert!(matches!(case["state"].as_str(), Some("delivered" | "read")), "{case:#}");
+        let kinds: Vec<&str> = case["messages"].as_array().unwrap().iter().filter_map(|m| m["kind"].as_str()).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(kinds.contains(&"attachment") && kinds.contains(&"request"), "{kinds:?}");
         let stored = net.node("PAK").cases().len();
+        assert_eq!(stored, cases_before + 2);
 
         // The receipt can be fetched again by its sender (SPEC §15.3), by id.
         let genuine_id = gsp_federation::parse(&genuine_copy, 1 << 20).unwrap().routing.message_id;

@@ -217,17 +217,15 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
         if updated == 0 {
             return Ok(()); // cancelled or failed meanwhile; the receipt is still worth keeping
         }
-        diesel::update(messages::table.find(seq))
-            .set((
-                messages::state.eq(MessageState::Delivered.to_i16()),
-                messages::receipt.eq(Some(receipt)),
-                messages::delivered_at.eq(Some(now)),
-            ))
-            .execute(conn)?;
-        let (case_id, kind, message_id): (String, i16, String) = messages::table
-            .find(seq)
-            .select((messages::case_id, messages::kind, messages::message_id))
-            .first(conn)?;
+        let (case_id, kind, message_id): (String, i16, String) =
+            diesel::update(messages::table.find(seq))
+                .set((
+                    messages::state.eq(MessageState::Delivered.to_i16()),
+                    messages::receipt.eq(Some(receipt)),
+                    messages::delivered_at.eq(Some(now)),
+                ))
+                .returning((messages::case_id, messages::kind, messages::message_id))
+                .get_result(conn)?;
         // A request's case is delivered once the request and every
         // attachment sent with it are (an answer changes nothing here).
         if kind != MessageKind::Answer.to_i16() {

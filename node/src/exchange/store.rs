@@ -753,6 +753,11 @@ fn arrival_transaction(
                     .map_err(|e| ExchangeError::Invalid(format!("body: {e}")))?,
             ),
         };
+        // What a request sets on its case (read before the case is written).
+        let request = match (kind, &body) {
+            (MessageKind::Request, Some(b)) => Some(RequestFacts::of(h, b, settings)),
+            _ => None,
+        };
         let existing: Option<(i16, String, i16)> = cases::table
             .find(&case_id)
             .select((cases::role, cases::counterpart, cases::state))
@@ -791,8 +796,24 @@ fn arrival_transaction(
                     "case {case_id} is not known here"
                 )));
             }
+            (None, MessageKind::Request) => {
+                // A new case from its request: one insert with the final
+                // values (not a placeholder updated at once, which touched
+                // every index of the table twice).
+                if let Some(r) = &request {
+                    diesel::insert_into(cases::table)
+                        .values((
+                            cases::id.eq(&case_id),
+                            cases::role.eq(CaseRole::Responder.to_i16()),
+                            cases::counterpart.eq(&from),
+                            cases::created_at.eq(now),
+                            r.values(now),
+                        ))
+                        .execute(conn)?;
+                }
+            }
             (None, _) => {
-                // A new case: a request, or an attachment that came first.
+                // A new case from an attachment that came before the request.
                 diesel::insert_into(cases::table)
                     .values((
                         cases::id.eq(&case_id),
@@ -835,47 +856,28 @@ fn arrival_transaction(
             .execute(conn)?;
         let peer = format!("peer:{from}");
         let mut automatic = false;
-        match (kind, &body) {
-            (MessageKind::Request, Some(b)) => {
-                let template = h
-                    .template
-                    .as_ref()
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default();
-                let policy = settings
-                    .policies
-                    .get(&template)
-                    .copied()
-                    .unwrap_or(AnswerPolicy::Officer);
-                automatic = policy == AnswerPolicy::Automatic;
-                diesel::update(cases::table.find(&case_id))
-                    .set((
-                        cases::template.eq(&template),
-                        cases::template_version.eq(i32::from(
-                            h.template.as_ref().map(|t| t.version).unwrap_or(1),
-                        )),
-                        cases::state.eq(CaseState::Delivered.to_i16()),
-                        cases::priority.eq(b
-                            .get("priority")
-                            .and_then(Value::as_str)
-                            .unwrap_or("routine")),
-                        cases::due_date.eq(b.get("due_date").and_then(Value::as_str)),
-                        cases::subject.eq(subject_of(&template, b)),
-                        cases::policy.eq(policy.to_i16()),
-                        cases::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
+        match (kind, &request) {
+            (MessageKind::Request, Some(r)) => {
+                automatic = r.policy == AnswerPolicy::Automatic;
+                if existing.is_some() {
+                    // The placeholder its attachments made.
+                    diesel::update(cases::table.find(&case_id))
+                        .set(r.values(now))
+                        .execute(conn)?;
+                }
                 audit_row(
                     conn,
                     &case_id,
                     now,
                     &peer,
                     "request received",
-                    json!({"message_id": message_id, "template": template, "policy": policy}),
+                    json!({"message_id": message_id, "template": r.template, "policy": r.policy}),
                 )?;
             }
-            (MessageKind::Answer, Some(b)) => {
-                let outcome = b
+            (MessageKind::Answer, _) => {
+                let outcome = body
+                    .as_ref()
+                    .unwrap_or(&Value::Null)
                     .get("outcome")
                     .and_then(Value::as_str)
                     .unwrap_or("full")
@@ -920,6 +922,73 @@ fn arrival_transaction(
             automatic,
         })
     })
+}
+
+/// What an arriving request sets on its case.
+struct RequestFacts {
+    template: String,
+    version: i32,
+    policy: AnswerPolicy,
+    priority: String,
+    due_date: Option<String>,
+    subject: String,
+}
+
+impl RequestFacts {
+    fn of(h: &SignedHeader, body: &Value, settings: &ExchangeSettings) -> RequestFacts {
+        let template = h
+            .template
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        let policy = settings
+            .policies
+            .get(&template)
+            .copied()
+            .unwrap_or(AnswerPolicy::Officer);
+        RequestFacts {
+            version: i32::from(h.template.as_ref().map(|t| t.version).unwrap_or(1)),
+            policy,
+            priority: body
+                .get("priority")
+                .and_then(Value::as_str)
+                .unwrap_or("routine")
+                .to_owned(),
+            due_date: body
+                .get("due_date")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            subject: subject_of(&template, body),
+            template,
+        }
+    }
+
+    /// The case columns it sets, as of `now`.
+    #[allow(clippy::type_complexity)]
+    fn values(
+        &self,
+        now: i64,
+    ) -> (
+        diesel::dsl::Eq<cases::template, &str>,
+        diesel::dsl::Eq<cases::template_version, i32>,
+        diesel::dsl::Eq<cases::state, i16>,
+        diesel::dsl::Eq<cases::priority, &str>,
+        diesel::dsl::Eq<cases::due_date, Option<&str>>,
+        diesel::dsl::Eq<cases::subject, &str>,
+        diesel::dsl::Eq<cases::policy, i16>,
+        diesel::dsl::Eq<cases::updated_at, i64>,
+    ) {
+        (
+            cases::template.eq(self.template.as_str()),
+            cases::template_version.eq(self.version),
+            cases::state.eq(CaseState::Delivered.to_i16()),
+            cases::priority.eq(self.priority.as_str()),
+            cases::due_date.eq(self.due_date.as_deref()),
+            cases::subject.eq(self.subject.as_str()),
+            cases::policy.eq(self.policy.to_i16()),
+            cases::updated_at.eq(now),
+        )
+    }
 }
 
 /// The id of a case's request message.
