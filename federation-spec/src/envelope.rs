@@ -21,7 +21,7 @@ use crate::keys::{
 };
 use crate::party::PartyCode;
 use crate::replay::SeenIds;
-use crate::templates::{self, TemplateRef};
+use crate::templates::{self, TemplateRef, ValidatedBody};
 use crate::timestamp::UnixMillis;
 use hpke::aead::AeadTag;
 use hpke::inout::InOutBuf;
@@ -133,6 +133,35 @@ pub fn seal(
         &ikm_e,
         &DangerTamper::default(),
     )
+}
+
+/// Seals a body this crate validated and serialized ([`ValidatedBody`]) without
+/// parsing and validating it again: the draft must name the same template and
+/// say `application/json`. Otherwise as [`seal`].
+pub fn seal_validated(
+    draft: &MessageDraft,
+    body: &ValidatedBody,
+    signer: &SigningKey,
+    recipient: &EncryptionPublicKey,
+) -> Result<Vec<u8>, SealError> {
+    if draft.template.as_ref() != Some(body.template()) {
+        return Err(SealError::InvalidDraft(
+            "the draft names another template than the one the body was validated against".into(),
+        ));
+    }
+    if draft.content_type != templates::JSON_CONTENT_TYPE {
+        return Err(SealError::InvalidDraft(format!(
+            "a templated body must be {}, not {}",
+            templates::JSON_CONTENT_TYPE,
+            draft.content_type
+        )));
+    }
+    let ikm_e = random_ikm()?;
+    let validated = DangerTamper {
+        skip_body_validation: true,
+        ..DangerTamper::default()
+    };
+    seal_with_ikm(draft, body.bytes(), signer, recipient, &ikm_e, &validated)
 }
 
 /// A change made to the signed header or signature after signing.

@@ -32,7 +32,7 @@ pub mod timestamp;
 
 pub use envelope::{
     MAX_BODY, MAX_ENVELOPE, MessageDraft, OpenContext, OpenedMessage, ParsedEnvelope, SenderKeys,
-    open, parse, seal,
+    open, parse, seal, seal_validated,
 };
 pub use error::{OpenError, SealError};
 pub use header::{PROTOCOL_VERSION, RoutingHeader, SignedHeader};
@@ -43,5 +43,5 @@ pub use keys::{
 pub use party::PartyCode;
 pub use receipt::{Receipt, Verdict, envelope_digest};
 pub use replay::{InMemorySeenIds, SeenIds};
-pub use templates::{Part, TemplateRef};
+pub use templates::{Part, TemplateRef, ValidatedBody};
 pub use timestamp::UnixMillis;

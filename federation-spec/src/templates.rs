@@ -239,6 +239,40 @@ pub fn validate(name: &str, version: u16, part: Part, value: &Value) -> Result<(
     }
 }
 
+/// A JSON body validated against its template by this crate and serialized by
+/// it: [`crate::envelope::seal_validated`] seals these bytes without parsing
+/// and validating them a second time. Only [`ValidatedBody::new`] makes one,
+/// so the bytes are always those of a body that passed.
+#[derive(Debug, Clone)]
+pub struct ValidatedBody {
+    template: TemplateRef,
+    bytes: Vec<u8>,
+}
+
+impl ValidatedBody {
+    /// Validates `body` against `template` and serializes it.
+    pub fn new(template: TemplateRef, body: &Value) -> Result<ValidatedBody, TemplateError> {
+        validate(&template.name, template.version, template.part, body)?;
+        let bytes = serde_json::to_vec(body).map_err(|e| TemplateError::NotJson(e.to_string()))?;
+        Ok(ValidatedBody { template, bytes })
+    }
+
+    /// The template it was validated against.
+    pub fn template(&self) -> &TemplateRef {
+        &self.template
+    }
+
+    /// The serialized body.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The serialized body, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 /// Whether a template name and version is known to this crate.
 pub fn is_known(name: &str, version: u16) -> bool {
     SCHEMAS

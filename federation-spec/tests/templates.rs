@@ -274,3 +274,82 @@ fn a_million_codes_validate() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_validated_body_seals_once_and_opens_with_the_receivers_checks() {
+    use gsp_federation::keys::EncryptionKey;
+    use gsp_federation::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    let signer = SigningKey::from_seed(&[21; 32]).unwrap();
+    let ours = vec![RecipientKey {
+        key: EncryptionKey::from_bytes(&[22; 32]).unwrap(),
+        validity: Validity::ALWAYS,
+    }];
+    let senders: HashMap<PartyCode, Vec<SenderKey>> = HashMap::from([(
+        PartyCode::parse("KEN").unwrap(),
+        vec![SenderKey {
+            key: signer.verifying_key(),
+            validity: Validity::ALWAYS,
+        }],
+    )]);
+    let now = UnixMillis(1_800_000_000_000);
+    let request = TemplateRef {
+        name: "free-text".into(),
+        version: 1,
+        part: Part::Request,
+    };
+    let body = with(
+        common_request(),
+        json!({"category": "question", "subject": "Contact point", "text": "Who handles seizures?"}),
+    );
+    let mut draft = MessageDraft::new(
+        PartyCode::parse("KEN").unwrap(),
+        PartyCode::parse("PAK").unwrap(),
+        uuid::Uuid::now_v7(),
+        "application/json",
+        now,
+        Duration::from_secs(3600),
+    );
+    draft.template = Some(request.clone());
+    let recipient = ours[0].key.public_key();
+
+    // Valid: sealed, and the receiver (which validates again) opens it.
+    let validated = ValidatedBody::new(request.clone(), &body).unwrap();
+    let envelope = seal_validated(&draft, &validated, &signer, &recipient).unwrap();
+    let seen = InMemorySeenIds::new();
+    let ctx = OpenContext {
+        us: PartyCode::parse("PAK").unwrap(),
+        our_keys: &ours,
+        sender_keys: &senders,
+        seen: &seen,
+        now,
+        skew: Duration::from_secs(300),
+        max_envelope: MAX_ENVELOPE,
+    };
+    let opened = open(&envelope, &ctx).unwrap();
+    assert_eq!(opened.body(), validated.bytes());
+
+    // An invalid body never becomes a ValidatedBody.
+    let mut broken = body.clone();
+    broken["category"] = json!("gossip");
+    assert!(ValidatedBody::new(request.clone(), &broken).is_err());
+
+    // A draft naming another template, or another content type, is refused.
+    let mut other = draft.clone();
+    other.template = Some(TemplateRef {
+        part: Part::Answer,
+        ..request.clone()
+    });
+    assert!(matches!(
+        seal_validated(&other, &validated, &signer, &recipient),
+        Err(SealError::InvalidDraft(_))
+    ));
+    let mut text = draft.clone();
+    text.content_type = "text/plain".into();
+    assert!(matches!(
+        seal_validated(&text, &validated, &signer, &recipient),
+        Err(SealError::InvalidDraft(_))
+    ));
+}

@@ -17,7 +17,9 @@ use crate::config::ExchangeSettings;
 use crate::storage::schema::{audit, cases, messages, outbox};
 use crate::storage::{DbConnection, write_transaction};
 use diesel::prelude::*;
-use gsp_federation::{MessageDraft, Part, PartyCode, SignedHeader, TemplateRef, UnixMillis};
+use gsp_federation::{
+    MessageDraft, Part, PartyCode, SignedHeader, TemplateRef, UnixMillis, ValidatedBody,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -77,6 +79,10 @@ pub trait Sealer {
     fn us(&self) -> PartyCode;
     /// Seals `body` as described by `draft` (which names the recipient).
     fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String>;
+    /// Seals a templated body validated by [`ValidatedBody::new`], without
+    /// validating it again.
+    fn seal_validated(&self, draft: &MessageDraft, body: &ValidatedBody)
+    -> Result<Vec<u8>, String>;
 }
 
 /// Where a body refers to an attachment.
@@ -367,21 +373,20 @@ fn template_message(
     mut fields: serde_json::Map<String, Value>,
     refs: Vec<AttachmentRef>,
     now: i64,
-) -> Result<(Value, Vec<u8>, MessageDraft), ExchangeError> {
+) -> Result<(Value, ValidatedBody, MessageDraft), ExchangeError> {
     place_refs(&mut fields, refs)?;
     let body = Value::Object(fields);
     let what = match part {
         Part::Request => "request",
         Part::Answer => "answer",
     };
-    gsp_federation::templates::validate(template, 1, part, &body)
-        .map_err(|e| template_error(what, e))?;
-    let bytes = serde_json::to_vec(&body).map_err(|e| ExchangeError::Invalid(e.to_string()))?;
     let template = TemplateRef {
         name: template.to_owned(),
         version: 1,
         part,
     };
+    let validated =
+        ValidatedBody::new(template.clone(), &body).map_err(|e| template_error(what, e))?;
     let d = draft(
         sealer,
         to,
@@ -391,7 +396,7 @@ fn template_message(
         now,
         settings,
     );
-    Ok((body, bytes, d))
+    Ok((body, validated, d))
 }
 
 /// Puts attachment references where the body expects them.
@@ -538,7 +543,7 @@ pub fn prepare_request(
     let case_id = Uuid::now_v7();
     let (attachments, refs) =
         seal_attachments(sealer, settings, req.to, case_id, attachments, now)?;
-    let (body, bytes, d) = template_message(
+    let (body, validated, d) = template_message(
         sealer,
         settings,
         (req.to, case_id),
@@ -547,7 +552,10 @@ pub fn prepare_request(
         refs,
         now,
     )?;
-    let envelope = sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?;
+    let envelope = sealer
+        .seal_validated(&d, &validated)
+        .map_err(ExchangeError::Seal)?;
+    let bytes = validated.into_bytes();
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     Ok(PreparedRequest {
         case_id,
@@ -1153,7 +1161,7 @@ pub fn prepare_answer(
         attachments,
         now,
     )?;
-    let (body, bytes, d) = template_message(
+    let (body, validated, d) = template_message(
         sealer,
         settings,
         (case.counterpart, case_uuid),
@@ -1166,8 +1174,11 @@ pub fn prepare_answer(
     let envelope = if two_person {
         Vec::new()
     } else {
-        sealer.seal(&d, &bytes).map_err(ExchangeError::Seal)?
+        sealer
+            .seal_validated(&d, &validated)
+            .map_err(ExchangeError::Seal)?
     };
+    let bytes = validated.into_bytes();
     let (state, outcome) = state_for_outcome(&body);
     Ok(PreparedAnswer {
         case_id: case_id.to_owned(),

@@ -4,7 +4,7 @@
 
 use super::{NodeIdentity, Peers};
 use crate::exchange::store::Sealer;
-use gsp_federation::{MessageDraft, PartyCode};
+use gsp_federation::{EncryptionPublicKey, MessageDraft, PartyCode, ValidatedBody};
 
 /// Seals with this node's identity for peers in the directory.
 pub struct NodeSealer<'a> {
@@ -14,12 +14,9 @@ pub struct NodeSealer<'a> {
     pub peers: &'a dyn Peers,
 }
 
-impl Sealer for NodeSealer<'_> {
-    fn us(&self) -> PartyCode {
-        self.identity.party
-    }
-
-    fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String> {
+impl NodeSealer<'_> {
+    /// The recipient's current encryption key, if it may be sealed to now.
+    fn recipient(&self, draft: &MessageDraft) -> Result<EncryptionPublicKey, String> {
         self.peers
             .usable(i64::try_from(draft.created.0).unwrap_or(i64::MAX))?;
         let peer = self
@@ -36,12 +33,28 @@ impl Sealer for NodeSealer<'_> {
                 t.name
             ));
         }
-        gsp_federation::seal(
-            draft,
-            body,
-            &self.identity.signing_key,
-            &peer.encryption_key.1,
-        )
-        .map_err(|e| e.to_string())
+        Ok(peer.encryption_key.1)
+    }
+}
+
+impl Sealer for NodeSealer<'_> {
+    fn us(&self) -> PartyCode {
+        self.identity.party
+    }
+
+    fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String> {
+        let recipient = self.recipient(draft)?;
+        gsp_federation::seal(draft, body, &self.identity.signing_key, &recipient)
+            .map_err(|e| e.to_string())
+    }
+
+    fn seal_validated(
+        &self,
+        draft: &MessageDraft,
+        body: &ValidatedBody,
+    ) -> Result<Vec<u8>, String> {
+        let recipient = self.recipient(draft)?;
+        gsp_federation::seal_validated(draft, body, &self.identity.signing_key, &recipient)
+            .map_err(|e| e.to_string())
     }
 }

@@ -77,4 +77,12 @@ impl Sealer for NamingSealer {
     fn seal(&self, draft: &MessageDraft, body: &[u8]) -> Result<Vec<u8>, String> {
         Ok([draft.message_id.as_bytes().as_slice(), body].concat())
     }
+
+    fn seal_validated(
+        &self,
+        draft: &MessageDraft,
+        body: &gsp_federation::ValidatedBody,
+    ) -> Result<Vec<u8>, String> {
+        self.seal(draft, body.bytes())
+    }
 }
