@@ -150,11 +150,9 @@ pub fn seal_validated(
         ));
     }
     if draft.content_type != templates::JSON_CONTENT_TYPE {
-        return Err(SealError::InvalidDraft(format!(
-            "a templated body must be {}, not {}",
-            templates::JSON_CONTENT_TYPE,
-            draft.content_type
-        )));
+        return Err(SealError::InvalidDraft(
+            templates::TemplateError::NotJsonContentType(draft.content_type.clone()).to_string(),
+        ));
     }
     let ikm_e = random_ikm()?;
     let validated = DangerTamper {

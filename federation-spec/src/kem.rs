@@ -185,9 +185,11 @@ impl hpke::Kem for X25519Kem {
     fn derive_keypair(ikm: &[u8]) -> (PrivateKey, PublicKey) {
         let prk = labeled_extract(b"", b"dkp_prk", ikm);
         let mut sk = [0u8; 32];
-        // Expanding 32 bytes from SHA-256 cannot fail (the limit is 255 × 32).
-        let expanded = labeled_expand(&prk, b"sk", b"", &mut sk);
-        debug_assert!(expanded.is_ok());
+        if labeled_expand(&prk, b"sk", b"", &mut sk).is_err() {
+            // HKDF-SHA256 refuses only outputs over 255 × 32 bytes; this is 32.
+            // Never carry on with an all-zero key.
+            unreachable!("HKDF-Expand of 32 bytes failed");
+        }
         let private = PrivateKey::from_scalar(sk);
         sk.zeroize();
         let public = PublicKey(private.public);
