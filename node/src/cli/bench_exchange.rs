@@ -8,7 +8,7 @@
 //!    reqwest on rustls with ring, pinned certificates, connection reuse);
 //! 3. throughput: many single-code verifications composed at once, until
 //!    every answer is back;
-//! 4. latency at half that rate (open loop), p50/p99 from the requesting
+//! 4. latency at half that rate (open loop, Poisson arrivals), p50/p99 from the requesting
 //!    node's own records (case created → answer recorded);
 //! 5. one large verification (default 1,000,000 codes) on the answering node's
 //!    data, and the peak memory of both nodes.
@@ -27,6 +27,7 @@ use gsp_federation::{
     InMemorySeenIds, MessageDraft, OpenContext, Part, PartyCode, Receipt, SenderKey, TemplateRef,
     UnixMillis, Validity, Verdict,
 };
+use rand::{RngExt as _, SeedableRng as _};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -289,24 +290,22 @@ impl ExchangeBenchArgs {
         );
         let t1 = crate::exchange::store::now_ms();
         let total = (half * self.latency_secs as f64) as usize;
-        let tick = Duration::from_millis(10);
-        let per_tick = half / 100.0;
-        let mut owed = 0.0;
-        let mut sent = 0usize;
-        let mut interval = tokio::time::interval(tick);
-        let mut pending = Vec::new();
-        while sent < total {
-            interval.tick().await;
-            owed += per_tick;
-            while owed >= 1.0 && sent < total {
-                owed -= 1.0;
-                let api = ken_api.clone();
-                let code = codes[(sent * 104_729) % codes.len()].clone();
-                pending.push(tokio::spawn(async move {
-                    compose(&api, std::slice::from_ref(&code)).await.map(|_| ())
-                }));
-                sent += 1;
-            }
+        // Open loop with Poisson arrivals (exponential gaps, fixed seed):
+        // requests come one by one as officers' would, not in bursts on a
+        // timer tick; each is sent at its time whatever the earlier ones are doing.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let started = tokio::time::Instant::now();
+        let mut at = 0.0f64;
+        let mut pending = Vec::with_capacity(total);
+        for sent in 0..total {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            at += -u.ln() / half;
+            tokio::time::sleep_until(started + Duration::from_secs_f64(at)).await;
+            let api = ken_api.clone();
+            let code = codes[(sent * 104_729) % codes.len()].clone();
+            pending.push(tokio::spawn(async move {
+                compose(&api, std::slice::from_ref(&code)).await.map(|_| ())
+            }));
         }
         for p in pending {
             p.await??;
