@@ -106,47 +106,50 @@ pub fn claim(
         .into_iter()
         .map(|s| s.message_seq)
         .collect(),
-        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
-            // Walk the peer's queue in order and stop after `limit` (SQLite
-            // would otherwise pick `outbox_due` and sort the whole queue).
-            let seqs: Vec<i64> = diesel::sql_query(
-                "SELECT message_seq FROM outbox INDEXED BY outbox_queue \
-                 WHERE state = ? AND peer = ? AND next_attempt_at <= ? \
-                   AND (claimed_until IS NULL OR claimed_until < ?) \
-                 ORDER BY message_seq LIMIT ?",
-            )
-            .bind::<diesel::sql_types::SmallInt, _>(OutboxState::Pending.to_i16())
-            .bind::<diesel::sql_types::Text, _>(peer)
-            .bind::<diesel::sql_types::BigInt, _>(now)
-            .bind::<diesel::sql_types::BigInt, _>(now)
-            .bind::<diesel::sql_types::BigInt, _>(limit)
-            .load::<Seq>(conn)?
-            .into_iter()
-            .map(|s| s.message_seq)
-            .collect();
-            if !seqs.is_empty() {
-                diesel::update(outbox::table.filter(outbox::message_seq.eq_any(&seqs)))
-                    .set((outbox::claimed_by.eq(instance), outbox::claimed_until.eq(until)))
-                    .execute(conn)?;
-            }
-            Ok::<_, diesel::result::Error>(seqs)
-        })?,
+        DbConnection::Sqlite(c) => SqliteClaim {
+            instance,
+            until,
+            state: OutboxState::Pending.to_i16(),
+            peer,
+            now,
+            limit,
+        }
+        .load::<i64>(c)?,
     };
     if seqs.is_empty() {
         return Ok(Vec::new());
     }
     type Row = (i64, String, String, Option<Vec<u8>>, i32);
-    let mut rows: Vec<Row> = outbox::table
-        .inner_join(messages::table)
-        .filter(outbox::message_seq.eq_any(&seqs))
-        .select((
-            outbox::message_seq,
-            outbox::peer,
-            messages::message_id,
-            messages::envelope,
-            outbox::attempts,
-        ))
-        .load(conn)?;
+    let columns = (
+        outbox::message_seq,
+        outbox::peer,
+        messages::message_id,
+        messages::envelope,
+        outbox::attempts,
+    );
+    let mut rows: Vec<Row> = match conn {
+        DbConnection::Postgresql(c) => outbox::table
+            .inner_join(messages::table)
+            .filter(outbox::message_seq.eq_any(&seqs))
+            .select(columns)
+            .load(c)?,
+        // One kept statement per row: SQLite's `IN (…)` of a varying length
+        // is prepared again at every call, which cost more than the reads.
+        DbConnection::Sqlite(c) => {
+            let mut rows = Vec::with_capacity(seqs.len());
+            for seq in &seqs {
+                rows.extend(
+                    outbox::table
+                        .inner_join(messages::table)
+                        .filter(outbox::message_seq.eq(seq))
+                        .select(columns)
+                        .first::<Row>(c)
+                        .optional()?,
+                );
+            }
+            rows
+        }
+    };
     rows.sort_by_key(|r| r.0);
     Ok(rows
         .into_iter()
@@ -161,6 +164,61 @@ pub fn claim(
         })
         .collect())
 }
+
+/// The SQLite claim as one statement of fixed text, which diesel keeps
+/// prepared (the text of a `sql_query` is prepared again at every call):
+/// marks up to `limit` due rows of `peer`, oldest first, as claimed by
+/// `instance` until `until`, and returns their keys. It walks the peer's
+/// queue in order through `outbox_queue` and stops after `limit` (SQLite
+/// would otherwise pick `outbox_due` and sort the whole queue). One
+/// statement, so no savepoint is needed around it.
+struct SqliteClaim<'a> {
+    instance: &'a str,
+    until: i64,
+    state: i16,
+    peer: &'a str,
+    now: i64,
+    limit: i64,
+}
+
+impl diesel::query_builder::QueryId for SqliteClaim<'_> {
+    type QueryId = SqliteClaim<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for SqliteClaim<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, SmallInt, Text};
+        out.push_sql("UPDATE outbox SET claimed_by = ");
+        out.push_bind_param::<Text, _>(self.instance)?;
+        out.push_sql(", claimed_until = ");
+        out.push_bind_param::<BigInt, _>(&self.until)?;
+        out.push_sql(
+            " WHERE message_seq IN (SELECT message_seq FROM outbox INDEXED BY outbox_queue \
+             WHERE state = ",
+        );
+        out.push_bind_param::<SmallInt, _>(&self.state)?;
+        out.push_sql(" AND peer = ");
+        out.push_bind_param::<Text, _>(self.peer)?;
+        out.push_sql(" AND next_attempt_at <= ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(" AND (claimed_until IS NULL OR claimed_until < ");
+        out.push_bind_param::<BigInt, _>(&self.now)?;
+        out.push_sql(") ORDER BY message_seq LIMIT ");
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_sql(") RETURNING message_seq");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for SqliteClaim<'_> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl RunQueryDsl<diesel::SqliteConnection> for SqliteClaim<'_> {}
 
 fn audit_for(
     conn: &mut DbConnection,
