@@ -2,15 +2,20 @@
 //! PostgreSQL: a request that can never be answered from the data goes to
 //! officers (with the reason in its history) instead of being retried for
 //! ever, and requests still waiting for an attachment do not hold up the
-//! requests behind them.
+//! requests behind them. A request answered as it arrives is stored with
+//! its answer in one transaction, once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::exchange::{NamingSealer, arrive, count, message};
+use common::exchange::{NamingSealer, arrive, arrive_answered, count, message};
 use gsp_federation::{Part, TemplateRef};
 use gsp_node::config::Config;
-use gsp_node::exchange::auto::{draft_pending, hand_to_officers, send_drafted};
+use gsp_node::data::query::bulk::LookupCaches;
+use gsp_node::exchange::auto::{
+    ON_ARRIVAL_MAX_CODES, answer_on_arrival, draft_pending, hand_to_officers, send_drafted,
+};
+use gsp_node::exchange::model::CaseState;
 use gsp_node::for_each_backend;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -43,6 +48,21 @@ fn fields(extra: Value) -> Value {
         b.extend(e);
     }
     body
+}
+
+/// A uid-verification request from KEN to PAK in a new case, as it arrives.
+fn arriving(body: &Value) -> gsp_node::exchange::store::Arrived {
+    let template = TemplateRef {
+        name: "uid-verification".into(),
+        version: 1,
+        part: Part::Request,
+    };
+    message(
+        Uuid::now_v7(),
+        Some(template),
+        "application/json",
+        body.to_string().as_bytes(),
+    )
 }
 
 for_each_backend! {
@@ -89,5 +109,62 @@ for_each_backend! {
             "SELECT COUNT(*) AS n FROM messages WHERE case_id = '{ready}' AND from_party = 'PAK'")), 1);
         // Handing over twice changes nothing.
         assert_eq!(hand_to_officers(&mut conn, &first.unanswerable), 0);
+    }
+
+
+    fn a_request_answered_on_arrival_is_stored_with_its_answer_once(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let settings = Config::default().exchange;
+        let caches = LookupCaches::new(std::time::Duration::from_secs(10));
+        let prepare = |arrived: &gsp_node::exchange::store::Arrived| {
+            answer_on_arrival(&db, &caches, &NamingSealer, &settings, &arrived.header, &arrived.body, 1_800_000_000_500)
+        };
+
+        let arrived = arriving(&fields(json!({"codes": ["KENUNKNOWN0001", "KENUNKNOWN0002"]})));
+        let case = arrived.header.case_id.to_string();
+        let answer = prepare(&arrived).expect("an inline request under the automatic policy is answered on arrival");
+        assert_eq!(answer.case_id(), case);
+        let mut conn = db.conn().unwrap();
+        let outcome = arrive_answered(&mut conn, arrived.clone(), Some(&answer)).unwrap();
+        assert!(outcome.answered && !outcome.automatic && !outcome.duplicate, "{outcome:?}");
+        let n = |conn: &mut _, sql: String| count(conn, &sql);
+        assert_eq!(n(&mut conn, format!(
+            "SELECT CAST(state AS BIGINT) AS n FROM cases WHERE id = '{case}'")),
+            i64::from(CaseState::AnsweredFull.to_i16()));
+        assert_eq!(n(&mut conn, format!(
+            "SELECT COUNT(*) AS n FROM messages m JOIN outbox o ON o.message_seq = m.seq \
+             WHERE m.case_id = '{case}' AND m.from_party = 'PAK' AND o.peer = 'KEN'")), 1);
+        assert_eq!(n(&mut conn, format!(
+            "SELECT COUNT(*) AS n FROM audit WHERE case_id = '{case}' \
+             AND action IN ('request received', 'answer sent')")), 2);
+        // Nothing left for the automatic answerer's pass.
+        let pass = draft_pending(&mut conn, &NamingSealer, &settings, None, 10).unwrap();
+        assert!(pass.prepared.is_empty() && pass.unanswerable.is_empty());
+
+        // The same message again, with another answer made for it: the
+        // original receipt, and still one answer.
+        let again = prepare(&arrived).expect("prepared again");
+        let outcome = arrive_answered(&mut conn, arrived, Some(&again)).unwrap();
+        assert!(outcome.duplicate && !outcome.answered, "{outcome:?}");
+        assert_eq!(n(&mut conn, format!(
+            "SELECT COUNT(*) AS n FROM messages WHERE case_id = '{case}' AND from_party = 'PAK'")), 1);
+
+        // Not answered on arrival: codes in an attachment, too many codes,
+        // no codes (left to the pass, which hands it to officers).
+        let in_attachment = arriving(&fields(json!({"code_count": 2, "codes_attachment": {
+            "name": "codes.txt", "media_type": "text/plain", "size": 10,
+            "sha256": "0000000000000000000000000000000000000000000000000000000000000000",
+            "message_id": Uuid::now_v7().to_string()}})));
+        assert!(prepare(&in_attachment).is_none());
+        let many: Vec<String> = (0..=ON_ARRIVAL_MAX_CODES).map(|i| format!("KENUNKNOWN{i:06}")).collect();
+        assert!(prepare(&arriving(&fields(json!({"codes": many})))).is_none());
+        let none = arriving(&fields(json!({})));
+        assert!(prepare(&none).is_none());
+        let none_case = none.header.case_id.to_string();
+        let outcome = arrive(&mut conn, none).unwrap();
+        assert!(outcome.automatic && !outcome.answered);
+        let pass = draft_pending(&mut conn, &NamingSealer, &settings, None, 10).unwrap();
+        assert_eq!(pass.unanswerable.len(), 1);
+        assert_eq!(pass.unanswerable[0].0, none_case);
     }
 }

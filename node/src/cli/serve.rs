@@ -4,6 +4,8 @@
 //! refresh.
 
 use super::Context;
+use crate::data::query::bulk::LookupCaches;
+use crate::exchange::auto;
 use crate::federation::delivery::Delivery;
 use crate::federation::server::{self as fed_server, FederationState};
 use crate::federation::{Federation, NodeIdentity, Peers, workers};
@@ -93,6 +95,8 @@ impl ServeArgs {
                         config: config.clone(),
                         federation: fed.clone(),
                         arrivals: arrivals.clone(),
+                        outbox: outbox_wake.clone(),
+                        lookups: Arc::new(LookupCaches::new(auto::LOOKUP_CACHE_AGE)),
                         metrics: metrics.clone(),
                     };
                     let (server, faddr) = fed_server::bind(fstate).map_err(std::io::Error::other)?;

@@ -9,10 +9,11 @@ use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind};
 use super::store::{self, ExchangeError, NewAttachment, PreparedAnswer, Sealer};
 use crate::config::ExchangeSettings;
 use crate::data::query::QueryError;
-use crate::data::query::bulk::LookupCache;
-use crate::storage::DbConnection;
+use crate::data::query::bulk::{LookupCache, LookupCaches};
 use crate::storage::schema::{cases, messages};
+use crate::storage::{Database, DbConnection};
 use diesel::prelude::*;
+use gsp_federation::{Part, SignedHeader};
 use serde_json::{Value, json};
 
 /// The codes a request asks about, as they came: a JSON list, or the text of
@@ -107,7 +108,20 @@ fn draft_answer_with(
         .optional()?
         .ok_or_else(|| ExchangeError::NotFound(format!("no case {case_id}")))?;
     let body = request_body(conn, case_id)?;
-    let Some(codes) = request_codes(conn, case_id, &body).or_else(|e| match e {
+    draft_from_request(conn, case_id, &template, &body, settings, cache)
+}
+
+/// The draft answer to a request of `template` with `body` (its
+/// attachments, if it names any, read from the case's messages).
+fn draft_from_request(
+    conn: &mut DbConnection,
+    case_id: &str,
+    template: &str,
+    body: &Value,
+    settings: &ExchangeSettings,
+    cache: &mut LookupCache,
+) -> Result<Option<(Value, Vec<NewAttachment>)>, ExchangeError> {
+    let Some(codes) = request_codes(conn, case_id, body).or_else(|e| match e {
         ExchangeError::Invalid(_)
             if template != "uid-verification" && template != "supply-chain-trace" =>
         {
@@ -119,7 +133,7 @@ fn draft_answer_with(
         return Ok(None);
     };
     let codes = codes.list();
-    let built: BuiltAnswer = match template.as_str() {
+    let built: BuiltAnswer = match template {
         "uid-verification" => {
             answers::uid_verification(conn, &codes, settings.inline_codes_max, cache)
         }
@@ -163,6 +177,88 @@ fn draft_answer_with(
         });
     }
     Ok(Some((Value::Object(fields), attachments)))
+}
+
+/// How long the answers made on arrival share loaded events and master
+/// data ([`LookupCaches`]): data imported or changed is in answers after this.
+pub const LOOKUP_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Codes at most in a request answered while it arrives. Larger requests
+/// are answered by the automatic answerer's pass, so that the sender's
+/// delivery never waits for a long lookup.
+pub const ON_ARRIVAL_MAX_CODES: usize = 1_000;
+
+/// The automatic answer to a request that is arriving (`header` verified,
+/// `body` its bytes), drafted from this node's data and sealed before the
+/// request is stored, for [`store::record_arrival`] to commit with it: one
+/// transaction and no wait for the answerer's next pass.
+///
+/// `None` — and the request is answered by the pass as before — when it is
+/// not a request under the automatic policy, names its codes in an
+/// attachment, asks about more than [`ON_ARRIVAL_MAX_CODES`] codes, or cannot
+/// be answered right now (the pass then also decides whether officers must
+/// take it).
+pub fn answer_on_arrival(
+    db: &Database,
+    caches: &LookupCaches,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    header: &SignedHeader,
+    body: &[u8],
+    now: i64,
+) -> Option<PreparedAnswer> {
+    let template = header
+        .template
+        .as_ref()
+        .filter(|t| t.part == Part::Request)?;
+    if settings.policies.get(&template.name) != Some(&AnswerPolicy::Automatic) {
+        return None;
+    }
+    let request: Value = serde_json::from_slice(body).ok()?;
+    let inline = request.get("codes").and_then(Value::as_array)?;
+    if inline.len() > ON_ARRIVAL_MAX_CODES {
+        return None;
+    }
+    let case_id = header.case_id.to_string();
+    let mut conn = match db.conn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%case_id, error = %e, "request not answered on arrival; left to the automatic answerer");
+            return None;
+        }
+    };
+    let prepared = caches
+        .with(|cache| {
+            draft_from_request(
+                &mut conn,
+                &case_id,
+                &template.name,
+                &request,
+                settings,
+                cache,
+            )
+        })
+        .and_then(|drafted| {
+            drafted
+                .map(|(answer, attachments)| {
+                    store::prepare_answer_on_arrival(
+                        sealer,
+                        settings,
+                        header,
+                        answer,
+                        attachments,
+                        now,
+                    )
+                })
+                .transpose()
+        });
+    match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(%case_id, error = %e, "request not answered on arrival; left to the automatic answerer");
+            None
+        }
+    }
 }
 
 /// Where a pass over the waiting requests goes on from: after this case

@@ -653,8 +653,12 @@ pub struct ArrivalOutcome {
     pub case_id: String,
     /// True when the automatic answerer may have new work: a new request
     /// under the automatic policy, or an attachment (it may be the last one
-    /// such a request waits for). Not for answers or duplicates.
+    /// such a request waits for). Not for answers or duplicates, nor for a
+    /// request answered in the same transaction.
     pub automatic: bool,
+    /// True when the answer prepared on arrival was stored and queued with
+    /// the request (the outbox to the sender has a new message).
+    pub answered: bool,
 }
 
 /// The receipt we issued for a message received from `from`, if any.
@@ -701,10 +705,16 @@ fn issued_receipt(
 /// Records a message that arrived, with the receipt made by `sign_receipt`
 /// (given the envelope's SHA-256), in one transaction. A message seen before
 /// gets its original receipt and changes nothing.
+///
+/// `answer` is the automatic answer to a new request, prepared while it
+/// arrived ([`prepare_answer_on_arrival`]): stored and queued in the same
+/// transaction. Should storing it fail, the request is recorded all the same
+/// and left to the automatic answerer's pass.
 pub fn record_arrival(
     conn: &mut DbConnection,
     settings: &ExchangeSettings,
     arrived: Arrived,
+    answer: Option<&PreparedAnswer>,
     now: i64,
     sign_receipt: &ReceiptSigner<'_>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
@@ -714,7 +724,7 @@ pub fn record_arrival(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match arrival_transaction(conn, settings, &arrived, now, sign_receipt) {
+        match arrival_transaction(conn, settings, &arrived, answer, now, sign_receipt) {
             Err(ExchangeError::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
@@ -732,6 +742,7 @@ fn arrival_transaction(
     conn: &mut DbConnection,
     settings: &ExchangeSettings,
     arrived: &Arrived,
+    answer: Option<&PreparedAnswer>,
     now: i64,
     sign_receipt: &ReceiptSigner<'_>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
@@ -747,6 +758,7 @@ fn arrival_transaction(
                 duplicate: true,
                 case_id: case_id.clone(),
                 automatic: false,
+                answered: false,
             });
         }
         let kind = match h.template.as_ref().map(|t| t.part) {
@@ -864,6 +876,7 @@ fn arrival_transaction(
             .execute(conn)?;
         let peer = format!("peer:{from}");
         let mut automatic = false;
+        let mut answered = false;
         match (kind, &request) {
             (MessageKind::Request, Some(r)) => {
                 automatic = r.policy == AnswerPolicy::Automatic;
@@ -881,6 +894,19 @@ fn arrival_transaction(
                     "request received",
                     json!({"message_id": message_id, "template": r.template, "policy": r.policy}),
                 )?;
+                if let Some(p) = answer.filter(|p| automatic && p.case_id == case_id) {
+                    // In its own savepoint: a failure leaves the request to
+                    // the automatic answerer's pass.
+                    match store_answer(conn, p) {
+                        Ok(_) => {
+                            answered = true;
+                            automatic = false;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%case_id, error = %e, "answer prepared on arrival not stored; left to the automatic answerer")
+                        }
+                    }
+                }
             }
             (MessageKind::Answer, _) => {
                 let outcome = body
@@ -928,6 +954,7 @@ fn arrival_transaction(
             duplicate: false,
             case_id: case_id.clone(),
             automatic,
+            answered,
         })
     })
 }
@@ -1139,6 +1166,74 @@ pub fn prepare_answer(
     let case = case_facts(conn, case_id)?;
     check_answerable(&case, case_id, user.is_some())?;
     let request_id = request_id_of(conn, case_id)?;
+    let to = AnswerTo {
+        case_id,
+        counterpart: case.counterpart,
+        template: &case.template,
+        policy: case.policy,
+        request_id,
+    };
+    seal_answer(sealer, settings, user, to, body, attachments, now)
+}
+
+/// The automatic answer to a request that is arriving now and is not stored
+/// yet (`header` is its verified header): sealed like [`prepare_answer`]'s,
+/// for [`record_arrival`] to store in the transaction that records the
+/// request. The caller has checked that the request's template is under the
+/// automatic policy.
+pub fn prepare_answer_on_arrival(
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    header: &SignedHeader,
+    body: Value,
+    attachments: Vec<NewAttachment>,
+    now: i64,
+) -> Result<PreparedAnswer, ExchangeError> {
+    check_attachments(&attachments)?;
+    let template = header
+        .template
+        .as_ref()
+        .filter(|t| t.part == Part::Request)
+        .ok_or_else(|| ExchangeError::Invalid("only a request can be answered".into()))?;
+    let case_id = header.case_id.to_string();
+    let to = AnswerTo {
+        case_id: &case_id,
+        counterpart: header.routing.from,
+        template: &template.name,
+        policy: AnswerPolicy::Automatic,
+        request_id: header.routing.message_id.to_string(),
+    };
+    seal_answer(sealer, settings, None, to, body, attachments, now)
+}
+
+/// The case an answer is for, as [`seal_answer`] needs it.
+struct AnswerTo<'a> {
+    case_id: &'a str,
+    counterpart: PartyCode,
+    template: &'a str,
+    policy: AnswerPolicy,
+    request_id: String,
+}
+
+/// Validates an answer against its template and seals it with its
+/// attachments (an officer's answer under the two-person policy is sealed
+/// when it is approved).
+fn seal_answer(
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    user: Option<&User>,
+    to: AnswerTo<'_>,
+    body: Value,
+    attachments: Vec<NewAttachment>,
+    now: i64,
+) -> Result<PreparedAnswer, ExchangeError> {
+    let AnswerTo {
+        case_id,
+        counterpart,
+        template,
+        policy,
+        request_id,
+    } = to;
     let Value::Object(mut fields) = body else {
         return Err(ExchangeError::Invalid(
             "the answer body must be a JSON object".into(),
@@ -1147,25 +1242,19 @@ pub fn prepare_answer(
     fields.insert("in_reply_to".into(), json!(request_id));
     let case_uuid = Uuid::parse_str(case_id)
         .map_err(|_| ExchangeError::Invalid(format!("case id {case_id:?}")))?;
-    let two_person = case.policy == AnswerPolicy::TwoPerson && user.is_some();
+    let two_person = policy == AnswerPolicy::TwoPerson && user.is_some();
     if two_person && !attachments.is_empty() {
         return Err(ExchangeError::Invalid(
             "under the two-person policy, attach files after approval".into(),
         ));
     }
-    let (sealed, refs) = seal_attachments(
-        sealer,
-        settings,
-        case.counterpart,
-        case_uuid,
-        attachments,
-        now,
-    )?;
+    let (sealed, refs) =
+        seal_attachments(sealer, settings, counterpart, case_uuid, attachments, now)?;
     let (body, validated, d) = template_message(
         sealer,
         settings,
-        (case.counterpart, case_uuid),
-        (&case.template, Part::Answer),
+        (counterpart, case_uuid),
+        (template, Part::Answer),
         fields,
         refs,
         now,

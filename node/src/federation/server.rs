@@ -11,7 +11,8 @@
 use super::Federation;
 use super::peers::{Peers, SenderKeysOf};
 use crate::config::Config;
-use crate::exchange::store::{self, Arrived, ExchangeError};
+use crate::exchange::auto;
+use crate::exchange::store::{self, Arrived, ExchangeError, PreparedAnswer};
 use crate::storage::Database;
 use crate::tls::{self, PinSet};
 use actix_web::http::StatusCode;
@@ -40,6 +41,10 @@ pub struct FederationState {
     pub federation: Arc<Federation>,
     /// Wakes the automatic answerer when a request arrives.
     pub arrivals: Arc<tokio::sync::Notify>,
+    /// Wakes delivery when an answer made on arrival is queued.
+    pub outbox: Arc<super::wake::OutboxWake>,
+    /// Events and master data shared by the answers made on arrival.
+    pub lookups: Arc<crate::data::query::bulk::LookupCaches>,
     /// Counters.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -290,23 +295,50 @@ pub async fn receive(
         let opened = gsp_federation::open(&envelope, &ctx)
             .map_err(|e: OpenError| (e.code().to_owned(), e.to_string()))?;
         let header = opened.header.clone();
-        Ok(Opened::New(Box::new(Arrived {
-            header,
-            body: opened.into_body(),
-            envelope,
-        })))
+        let body = opened.into_body();
+        // A request under the automatic policy: its answer drafted and sealed
+        // now, to be stored with it.
+        let answer = auto::answer_on_arrival(
+            &st.db,
+            &st.lookups,
+            &fed.sealer(),
+            &st.config.exchange,
+            &header,
+            &body,
+            now_ms(),
+        );
+        Ok(Opened::New(
+            Box::new(Arrived {
+                header,
+                body,
+                envelope,
+            }),
+            answer.map(Box::new),
+        ))
     })
     .await;
     let outcome = match opened {
-        Ok(Ok(Opened::New(arrived))) => record(&state, *arrived, now).await,
-        Ok(Ok(Opened::Again(receipt))) => Ok((receipt, false)),
+        Ok(Ok(Opened::New(arrived, answer))) => record(&state, *arrived, answer, now).await,
+        Ok(Ok(Opened::Again(receipt))) => Ok(Recorded {
+            receipt,
+            automatic: false,
+            answered: false,
+        }),
         Ok(Err(refused)) => Err(refused),
         Err(e) => Err(("internal_error".to_owned(), e.to_string())),
     };
     match outcome {
-        Ok((receipt, automatic)) => {
+        Ok(Recorded {
+            receipt,
+            automatic,
+            answered,
+        }) => {
             if automatic {
                 state.arrivals.notify_one();
+            }
+            if answered {
+                state.metrics.automatic_answers(1);
+                state.outbox.queued_for(peer.as_str());
             }
             let mut res = HttpResponse::Ok();
             res.content_type(RECEIPT_TYPE);
@@ -325,20 +357,33 @@ pub async fn receive(
 
 /// An envelope after the checks that need no database writes.
 enum Opened {
-    /// Opened and verified, not seen before.
-    New(Box<Arrived>),
+    /// Opened and verified, not seen before; with the automatic answer
+    /// prepared for it, if any.
+    New(Box<Arrived>, Option<Box<PreparedAnswer>>),
     /// The very bytes received before: the original receipt.
     Again(Vec<u8>),
 }
 
-/// Records an opened message with its signed receipt; the receipt to return
-/// and whether the automatic answerer has a new request, or the SPEC code and
-/// sentence of a refusal.
+/// What recording an arrival leaves the handler to do.
+struct Recorded {
+    /// The signed receipt to return.
+    receipt: Vec<u8>,
+    /// The automatic answerer has a new request.
+    automatic: bool,
+    /// The request was answered in the same transaction: its answer waits
+    /// in the outbox to the sender.
+    answered: bool,
+}
+
+/// Records an opened message with its signed receipt (and the answer
+/// prepared on its arrival, if any), or gives the SPEC code and sentence of
+/// a refusal.
 async fn record(
     state: &FederationState,
     arrived: Arrived,
+    answer: Option<Box<PreparedAnswer>>,
     now: i64,
-) -> Result<(Vec<u8>, bool), (String, String)> {
+) -> Result<Recorded, (String, String)> {
     let st = state.clone();
     let routing = arrived.header.routing;
     let (from, message_id) = (routing.from, routing.message_id);
@@ -358,7 +403,14 @@ async fn record(
                 )
                 .to_bytes())
             };
-            store::record_arrival(conn, &st.config.exchange, arrived, now, &sign)
+            store::record_arrival(
+                conn,
+                &st.config.exchange,
+                arrived,
+                answer.as_deref(),
+                now,
+                &sign,
+            )
         })
         .await;
     match outcome {
@@ -369,7 +421,11 @@ async fn record(
             } else {
                 tracing::info!(from = from.as_str(), id = %message_id, case = %o.case_id, "message received");
             }
-            Ok((o.receipt, o.automatic))
+            Ok(Recorded {
+                receipt: o.receipt,
+                automatic: o.automatic,
+                answered: o.answered,
+            })
         }
         Err(ExchangeError::Database(e)) => Err(("internal_error".into(), e.to_string())),
         Err(ExchangeError::Seal(e)) => Err(("internal_error".into(), e)),

@@ -8,7 +8,9 @@ use gsp_federation::{
     MessageDraft, PROTOCOL_VERSION, PartyCode, RoutingHeader, SignedHeader, TemplateRef, UnixMillis,
 };
 use gsp_node::config::Config;
-use gsp_node::exchange::store::{ArrivalOutcome, Arrived, ExchangeError, Sealer, record_arrival};
+use gsp_node::exchange::store::{
+    ArrivalOutcome, Arrived, ExchangeError, PreparedAnswer, Sealer, record_arrival,
+};
 use gsp_node::storage::DbConnection;
 use uuid::Uuid;
 
@@ -50,9 +52,18 @@ pub fn message(
 
 /// Records `arrived` with a receipt that names the envelope digest.
 pub fn arrive(conn: &mut DbConnection, arrived: Arrived) -> Result<ArrivalOutcome, ExchangeError> {
+    arrive_answered(conn, arrived, None)
+}
+
+/// [`arrive`], with the answer prepared on its arrival.
+pub fn arrive_answered(
+    conn: &mut DbConnection,
+    arrived: Arrived,
+    answer: Option<&PreparedAnswer>,
+) -> Result<ArrivalOutcome, ExchangeError> {
     let settings = Config::default().exchange;
     let sign = |digest: &[u8; 32]| Ok(digest.to_vec());
-    record_arrival(conn, &settings, arrived, 1_800_000_000, &sign)
+    record_arrival(conn, &settings, arrived, answer, 1_800_000_000, &sign)
 }
 
 #[derive(QueryableByName)]

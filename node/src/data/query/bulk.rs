@@ -72,6 +72,61 @@ pub struct LookupCache {
     events: HashMap<i64, super::EventRow>,
 }
 
+impl LookupCache {
+    /// Records held (events, master data records, Art. 8.4.1 records).
+    pub fn entries(&self) -> usize {
+        self.master.entries() + self.manufacture_of.len() + self.events.len()
+    }
+}
+
+/// Lookup caches shared by lookups made one at a time — the automatic
+/// answers made as requests arrive — so that a single-code verification does
+/// not load its application event and master data again every time. A
+/// lookup takes an idle cache (or a new one) and puts it back after, so no
+/// lock is held during a lookup; a cache older than `max_age` or holding
+/// more than [`LookupCaches::MAX_ENTRIES`] records is dropped. A code's own row
+/// (its status above all) is always read afresh; events and master data
+/// imported or changed meanwhile are seen within `max_age`.
+pub struct LookupCaches {
+    idle: std::sync::Mutex<Vec<(std::time::Instant, LookupCache)>>,
+    max_age: std::time::Duration,
+}
+
+impl LookupCaches {
+    /// Records one cache holds at most.
+    pub const MAX_ENTRIES: usize = 50_000;
+    /// Idle caches kept at most (about the lookups running at once).
+    const MAX_IDLE: usize = 8;
+
+    /// Caches dropped after `max_age`.
+    pub fn new(max_age: std::time::Duration) -> LookupCaches {
+        LookupCaches {
+            idle: std::sync::Mutex::new(Vec::new()),
+            max_age,
+        }
+    }
+
+    /// Runs `work` with a cache of its own for the time.
+    pub fn with<T>(&self, work: impl FnOnce(&mut LookupCache) -> T) -> T {
+        let fresh = |(born, cache): &(std::time::Instant, LookupCache)| {
+            born.elapsed() < self.max_age && cache.entries() <= Self::MAX_ENTRIES
+        };
+        let taken = self.lock().pop().filter(fresh);
+        let (born, mut cache) =
+            taken.unwrap_or_else(|| (std::time::Instant::now(), LookupCache::default()));
+        let out = work(&mut cache);
+        let mut idle = self.lock();
+        if idle.len() < Self::MAX_IDLE {
+            idle.push((born, cache));
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(std::time::Instant, LookupCache)>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Looks up every code in `codes_asked`; answers in the same order.
 pub fn bulk_lookup(
     conn: &mut DbConnection,

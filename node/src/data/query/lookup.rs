@@ -136,6 +136,11 @@ pub struct MasterCache {
 }
 
 impl MasterCache {
+    /// Records held.
+    pub(super) fn entries(&self) -> usize {
+        self.products.len() + self.facilities.len() + self.machines.len() + self.operators.len()
+    }
+
     fn operator(
         &mut self,
         conn: &mut DbConnection,
