@@ -199,6 +199,20 @@ impl Config {
                 message: format!("{party:?} is not an ISO 3166-1 alpha-3 code (e.g. KEN) or EU"),
             });
         }
+        for (key, n) in [
+            ("api.blocking_threads", self.api.blocking_threads),
+            (
+                "federation.blocking_threads",
+                self.federation.blocking_threads,
+            ),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
         if self.database.pool_size == 0 {
             return Err(ConfigError::Invalid {
                 key: "database.pool_size",
@@ -371,6 +385,13 @@ mod tests {
         std::fs::write(&file, "[node]\nparty = \"Kenya\"\n").unwrap();
         let err = Config::load(&file, true, &env_of(&[])).unwrap_err();
         assert!(err.to_string().contains("node.party"), "{err}");
+
+        std::fs::write(&file, "[federation]\nblocking_threads = 0\n").unwrap();
+        let err = Config::load(&file, true, &env_of(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("federation.blocking_threads"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -58,6 +58,10 @@ settings! {
         max_body_bytes: usize = 16 * 1024 * 1024;
         /// Worker threads serving HTTP (0 = one per CPU core).
         workers: usize = 0;
+        /// Threads per worker for database work and sealing (at least 1).
+        /// More let more slow reads wait at once (PostgreSQL far away); more
+        /// than needed only compete for the same cores.
+        blocking_threads: usize = 8;
     }
 }
 
@@ -135,6 +139,10 @@ settings! {
         request_timeout_secs: u64 = 60;
         /// Clock difference tolerated between Parties, in seconds (at most 3600).
         clock_skew_secs: u64 = 300;
+        /// Threads per worker for opening envelopes, database work and
+        /// automatic answers (at least 1). More than needed only compete for
+        /// the same cores.
+        blocking_threads: usize = 8;
     }
 }
 

@@ -511,6 +511,7 @@ pub fn bind(
         .listen
         .ok_or("no [federation] listen address configured")?;
     let pins: Arc<dyn PinSet> = Arc::new(DirectoryPins(state.federation.peers.clone()));
+    let blocking = state.config.federation.blocking_threads.max(1);
     let tls = tls::server_config(
         &state.federation.identity.tls,
         tls::ClientAuth::Required(pins),
@@ -533,6 +534,8 @@ pub fn bind(
         }
         tls::capture_peer_spki(io, ext);
     })
+    // As the local API: a few threads per worker, not tokio's 512.
+    .worker_max_blocking_threads(blocking)
     .bind_rustls_0_23(listen, tls)
     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.addrs().first().copied().unwrap_or(listen);

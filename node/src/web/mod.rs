@@ -102,6 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
 pub fn bind(state: AppState) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
     let listen = state.config.api.listen;
     let workers = state.config.api.workers;
+    let blocking = state.config.api.blocking_threads.max(1);
     let mut server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
@@ -111,7 +112,9 @@ pub fn bind(state: AppState) -> std::io::Result<(actix_web::dev::Server, std::ne
     if workers > 0 {
         server = server.workers(workers);
     }
-    let server = server.bind(listen)?;
+    // tokio's default (512 per worker) let a busy node run ~140 threads
+    // that mostly competed for the same cores (BENCHMARKS.md).
+    let server = server.worker_max_blocking_threads(blocking).bind(listen)?;
     let addr = server.addrs().first().copied().unwrap_or(listen);
     Ok((server.run(), addr))
 }
