@@ -1,8 +1,10 @@
 //! Automatic answers: requests whose template's policy is `automatic`
 //! (uid-verification by default) are answered from this node's data without
-//! an officer. The work is picked up from the database — cases in state
-//! `delivered` under the automatic policy — so a crash between receipt and
-//! answer only delays the answer.
+//! an officer. A request listing up to [`ON_ARRIVAL_MAX_CODES`] codes is
+//! answered as it arrives ([`answer_on_arrival`]), its answer committed with
+//! it. Every other one is picked up from the database by a background pass —
+//! cases in state `delivered` under the automatic policy — so a crash between
+//! receipt and answer only delays the answer.
 
 use super::answers::{self, BuiltAnswer};
 use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind};

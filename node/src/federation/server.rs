@@ -5,7 +5,9 @@
 //! TLS session at all; the handler then checks that this Party is the
 //! envelope's `from`, opens the envelope (every check of SPEC.md §7), and
 //! records the message, its case and the signed receipt in one database
-//! transaction before answering 200 with the receipt. Rejections answer with
+//! transaction before answering 200 with the receipt. A small request under
+//! the automatic policy is answered in that same transaction (its answer
+//! looked up and sealed after opening, see `exchange::auto`). Rejections answer with
 //! the SPEC's error code and a signed rejection receipt, and store nothing.
 
 use super::Federation;

@@ -1,5 +1,6 @@
 //! The background work of a running node besides serving HTTP: answering
-//! requests under the automatic policy as they arrive.
+//! the requests under the automatic policy that were not answered as they
+//! arrived (large ones, codes in an attachment, after a crash).
 
 use super::Federation;
 use crate::config::Config;
