@@ -93,10 +93,13 @@ pub struct LookupCaches {
 }
 
 impl LookupCaches {
-    /// Records one cache holds at most.
-    pub const MAX_ENTRIES: usize = 50_000;
-    /// Idle caches kept at most (about the lookups running at once).
-    const MAX_IDLE: usize = 8;
+    /// Records one cache holds at most before it is dropped. With
+    /// [`Self::MAX_IDLE`] this bounds what the caches keep to a few tens of
+    /// MB (an event row with its document is up to a few KB).
+    pub const MAX_ENTRIES: usize = 5_000;
+    /// Idle caches kept at most; lookups beyond that at once use caches
+    /// that are dropped after.
+    const MAX_IDLE: usize = 4;
 
     /// Caches dropped after `max_age`.
     pub fn new(max_age: std::time::Duration) -> LookupCaches {
