@@ -168,6 +168,17 @@ settings! {
     }
 }
 
+impl ExchangeSettings {
+    /// How a received request of `template` is answered: its configured
+    /// policy, `officer` for templates not listed.
+    pub fn policy_for(&self, template: &str) -> crate::exchange::model::AnswerPolicy {
+        self.policies
+            .get(template)
+            .copied()
+            .unwrap_or(crate::exchange::model::AnswerPolicy::Officer)
+    }
+}
+
 fn default_policies() -> std::collections::BTreeMap<String, crate::exchange::model::AnswerPolicy> {
     use crate::exchange::model::AnswerPolicy;
     [

@@ -213,7 +213,7 @@ pub fn answer_on_arrival(
         .template
         .as_ref()
         .filter(|t| t.part == Part::Request)?;
-    if settings.policies.get(&template.name) != Some(&AnswerPolicy::Automatic) {
+    if settings.policy_for(&template.name) != AnswerPolicy::Automatic {
         return None;
     }
     let request: Value = serde_json::from_slice(body).ok()?;

@@ -976,11 +976,7 @@ impl RequestFacts {
             .as_ref()
             .map(|t| t.name.clone())
             .unwrap_or_default();
-        let policy = settings
-            .policies
-            .get(&template)
-            .copied()
-            .unwrap_or(AnswerPolicy::Officer);
+        let policy = settings.policy_for(&template);
         RequestFacts {
             version: i32::from(h.template.as_ref().map(|t| t.version).unwrap_or(1)),
             policy,
