@@ -3,6 +3,7 @@
 
 use super::users::{User, UserError, password_hash_of, user_by_id};
 use crate::storage::DbConnection;
+use crate::storage::Direct as _;
 use crate::storage::schema::sessions;
 use base64::Engine as _;
 use diesel::prelude::*;
@@ -60,9 +61,9 @@ pub fn create_session(
             sessions::created_at.eq(now_ms),
             sessions::expires_at.eq(expires_at),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     // Old sessions of anyone are swept here, a cheap indexed delete.
-    diesel::delete(sessions::table.filter(sessions::expires_at.lt(now_ms))).execute(conn)?;
+    diesel::delete(sessions::table.filter(sessions::expires_at.lt(now_ms))).execute_direct(conn)?;
     let user =
         user_by_id(conn, user_id)?.ok_or_else(|| UserError::NotFound(username.to_owned()))?;
     Ok(Some(Session {
@@ -85,7 +86,7 @@ pub fn live_session(
     let found: Option<(i64, i64)> = sessions::table
         .filter(sessions::token_hash.eq(token_hash(token)))
         .select((sessions::user_id, sessions::expires_at))
-        .first(conn)
+        .first_direct(conn)
         .optional()?;
     match found {
         Some((user_id, expires)) if expires > now_ms => Ok(user_by_id(conn, user_id)?
@@ -98,6 +99,6 @@ pub fn live_session(
 /// Ends a session (logout).
 pub fn end_session(conn: &mut DbConnection, token: &str) -> Result<(), UserError> {
     diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash(token))))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::data::query::bulk::{
 use crate::data::query::trace::{HistoryItem, trace};
 use crate::data::query::{FacilityInfo, QueryError};
 use crate::storage::DbConnection;
+use crate::storage::Direct as _;
 use crate::storage::schema::{facilities, operators};
 use diesel::prelude::*;
 use serde_json::{Map, Value, json};
@@ -258,7 +259,7 @@ fn operator_name(conn: &mut DbConnection, ext_id: &str) -> QueryResult<Option<St
     operators::table
         .filter(operators::ext_id.eq(ext_id))
         .select(operators::name)
-        .first(conn)
+        .first_direct(conn)
         .optional()
 }
 
@@ -271,7 +272,7 @@ fn facility_location(conn: &mut DbConnection, ext_id: &str) -> QueryResult<Optio
             facilities::country,
             facilities::address,
         ))
-        .first(conn)
+        .first_direct(conn)
         .optional()?;
     Ok(row.and_then(|(id, name, country, address)| {
         location(&FacilityInfo {

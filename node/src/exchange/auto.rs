@@ -12,6 +12,7 @@ use super::store::{self, ExchangeError, NewAttachment, PreparedAnswer, Sealer};
 use crate::config::ExchangeSettings;
 use crate::data::query::QueryError;
 use crate::data::query::bulk::{LookupCache, LookupCaches};
+use crate::storage::Direct as _;
 use crate::storage::schema::{cases, messages};
 use crate::storage::{Database, DbConnection};
 use diesel::prelude::*;
@@ -64,7 +65,7 @@ pub fn request_codes(
         .filter(messages::kind.eq(MessageKind::Attachment.to_i16()))
         .filter(messages::body_sha256.eq(sha))
         .select(messages::body)
-        .first(conn)
+        .first_direct(conn)
         .optional()?;
     let Some(bytes) = found else { return Ok(None) };
     let text = String::from_utf8(bytes)
@@ -78,7 +79,7 @@ pub fn request_body(conn: &mut DbConnection, case_id: &str) -> Result<Value, Exc
         .filter(messages::case_id.eq(case_id))
         .filter(messages::kind.eq(MessageKind::Request.to_i16()))
         .select(messages::body)
-        .first(conn)
+        .first_direct(conn)
         .optional()?
         .ok_or_else(|| ExchangeError::NotFound(format!("case {case_id} has no request")))?;
     serde_json::from_slice(&bytes)
@@ -106,7 +107,7 @@ fn draft_answer_with(
     let template: String = cases::table
         .find(case_id)
         .select(cases::template)
-        .first(conn)
+        .first_direct(conn)
         .optional()?
         .ok_or_else(|| ExchangeError::NotFound(format!("no case {case_id}")))?;
     let body = request_body(conn, case_id)?;

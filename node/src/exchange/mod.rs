@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod auto;
 pub mod export;
+pub mod kept;
 pub mod model;
 pub mod outbox;
 pub mod store;

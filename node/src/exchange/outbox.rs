@@ -9,8 +9,10 @@
 //! Retries back off exponentially with jitter, capped; a message still
 //! undelivered at its expiry fails visibly, with the reason, on its case.
 
+use super::kept::{CaseMoved, MessageDelivered, OutboxSettled};
 use super::model::{CaseState, Direction, MessageKind, MessageState, OutboxState};
 use crate::config::ExchangeSettings;
+use crate::storage::Direct as _;
 use crate::storage::schema::{audit, cases, messages, outbox};
 use crate::storage::{DbConnection, write_transaction};
 use diesel::prelude::*;
@@ -66,7 +68,7 @@ pub fn peers_due(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<String>> 
     )
     .bind::<diesel::sql_types::SmallInt, _>(OutboxState::Pending.to_i16())
     .bind::<diesel::sql_types::BigInt, _>(now)
-    .load(conn)?;
+    .load_direct(conn)?;
     Ok(rows.into_iter().map(|r| r.peer).collect())
 }
 
@@ -75,7 +77,7 @@ pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
     outbox::table
         .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
         .select(diesel::dsl::min(outbox::next_attempt_at))
-        .first(conn)
+        .first_direct(conn)
 }
 
 /// Claims up to `limit` due messages for `peer`, oldest first, for `lease_ms`.
@@ -230,7 +232,7 @@ fn audit_for(
     let case_id: Option<String> = messages::table
         .find(seq)
         .select(messages::case_id)
-        .first(conn)
+        .first_direct(conn)
         .optional()?;
     if let Some(case_id) = case_id {
         audit_case(conn, &case_id, now, action, detail)?;
@@ -254,7 +256,7 @@ fn audit_case(
             audit::action.eq(action),
             audit::detail.eq(detail.to_string()),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     Ok(())
 }
 
@@ -262,28 +264,22 @@ fn audit_case(
 /// the outbox row is done, and a queued request's case becomes delivered.
 pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) -> QueryResult<()> {
     write_transaction(conn, |conn| {
-        let updated = diesel::update(
-            outbox::table
-                .find(seq)
-                .filter(outbox::state.eq(OutboxState::Pending.to_i16())),
-        )
-        .set((
-            outbox::state.eq(OutboxState::Delivered.to_i16()),
-            outbox::claimed_until.eq(None::<i64>),
-        ))
-        .execute(conn)?;
+        let updated = OutboxSettled {
+            seq,
+            from: OutboxState::Pending.to_i16(),
+            to: OutboxState::Delivered.to_i16(),
+        }
+        .execute_direct(conn)?;
         if updated == 0 {
             return Ok(()); // cancelled or failed meanwhile; the receipt is still worth keeping
         }
-        let (case_id, kind, message_id): (String, i16, String) =
-            diesel::update(messages::table.find(seq))
-                .set((
-                    messages::state.eq(MessageState::Delivered.to_i16()),
-                    messages::receipt.eq(Some(receipt)),
-                    messages::delivered_at.eq(Some(now)),
-                ))
-                .returning((messages::case_id, messages::kind, messages::message_id))
-                .get_result(conn)?;
+        let (case_id, kind, message_id): (String, i16, String) = MessageDelivered {
+            seq,
+            state: MessageState::Delivered.to_i16(),
+            receipt,
+            at: now,
+        }
+        .get_result_direct(conn)?;
         // A request's case is delivered once the request and every
         // attachment sent with it are (an answer changes nothing here).
         if kind != MessageKind::Answer.to_i16() {
@@ -299,18 +295,15 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
                 )
                 .filter(messages::state.ne(MessageState::Delivered.to_i16()))
                 .count()
-                .get_result(conn)?;
+                .get_result_direct(conn)?;
             if undelivered == 0 {
-                diesel::update(
-                    cases::table
-                        .find(&case_id)
-                        .filter(cases::state.eq(CaseState::Queued.to_i16())),
-                )
-                .set((
-                    cases::state.eq(CaseState::Delivered.to_i16()),
-                    cases::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+                CaseMoved {
+                    case: &case_id,
+                    from: CaseState::Queued.to_i16(),
+                    to: CaseState::Delivered.to_i16(),
+                    at: now,
+                }
+                .execute_direct(conn)?;
             }
         }
         audit_case(
@@ -348,7 +341,7 @@ pub fn attempt_failed(
         let row: Option<(i32, i64, i16)> = outbox::table
             .find(seq)
             .select((outbox::attempts, outbox::expires_at, outbox::state))
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         let Some((attempts, expires_at, state)) = row else {
             return Ok(());
@@ -375,7 +368,7 @@ pub fn attempt_failed(
                     outbox::last_error.eq(Some(error)),
                     outbox::claimed_until.eq(None::<i64>),
                 ))
-                .execute(conn)?;
+                .execute_direct(conn)?;
         }
         Ok(())
     })
@@ -395,21 +388,21 @@ fn fail(
             outbox::last_error.eq(Some(reason)),
             outbox::claimed_until.eq(None::<i64>),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     diesel::update(messages::table.find(seq))
         .set(messages::state.eq(MessageState::Failed.to_i16()))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     let case_id: String = messages::table
         .find(seq)
         .select(messages::case_id)
-        .first(conn)?;
+        .first_direct(conn)?;
     diesel::update(cases::table.find(&case_id))
         .set((
             cases::state.eq(CaseState::Failed.to_i16()),
             cases::failure.eq(Some(reason)),
             cases::updated_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     audit_for(conn, seq, now, "delivery failed", json!({"reason": reason}))?;
     tracing::warn!(seq, %case_id, reason, "message failed");
     Ok(())
@@ -427,7 +420,7 @@ pub fn expire_overdue(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
                 .or(outbox::claimed_until.lt(now)),
         )
         .select((outbox::message_seq, outbox::attempts, outbox::last_error))
-        .load(conn)?;
+        .load_direct(conn)?;
     for (seq, attempts, last) in &overdue {
         write_transaction(conn, |conn| {
             let reason = format!(
@@ -539,7 +532,7 @@ pub fn retry_now(
         let state: Option<i16> = outbox::table
             .find(seq)
             .select(outbox::state)
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         match state.and_then(OutboxState::from_i16) {
             Some(OutboxState::Pending) => {
@@ -548,7 +541,7 @@ pub fn retry_now(
                         outbox::next_attempt_at.eq(now),
                         outbox::claimed_until.eq(None::<i64>),
                     ))
-                    .execute(conn)?;
+                    .execute_direct(conn)?;
                 Ok(true)
             }
             Some(OutboxState::Failed) => {
@@ -562,10 +555,10 @@ pub fn retry_now(
                         outbox::expires_at.eq(now + lifetime_ms),
                         outbox::claimed_until.eq(None::<i64>),
                     ))
-                    .execute(conn)?;
+                    .execute_direct(conn)?;
                 diesel::update(messages::table.find(seq))
                     .set(messages::state.eq(MessageState::Queued.to_i16()))
-                    .execute(conn)?;
+                    .execute_direct(conn)?;
                 audit_for(conn, seq, now, "retry requested", json!({}))?;
                 Ok(true)
             }
@@ -585,13 +578,13 @@ pub fn cancel(conn: &mut DbConnection, seq: i64, now: i64) -> QueryResult<bool> 
             outbox::state.eq(OutboxState::Cancelled.to_i16()),
             outbox::claimed_until.eq(None::<i64>),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
         if changed == 0 {
             return Ok(false);
         }
         diesel::update(messages::table.find(seq))
             .set(messages::state.eq(MessageState::Cancelled.to_i16()))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         audit_for(conn, seq, now, "cancelled by the operator", json!({}))?;
         Ok(true)
     })

@@ -9,11 +9,13 @@
 //! that queues them, so what is stored is exactly what is sent and re-sent,
 //! and the database's single writer is never held while signing or sealing.
 
+use super::kept::CaseAnswered;
 use super::model::{
     AnswerPolicy, CaseRole, CaseState, Direction, MessageKind, MessageState, OutboxState,
 };
 use crate::auth::{Role, User};
 use crate::config::ExchangeSettings;
+use crate::storage::Direct as _;
 use crate::storage::schema::{audit, cases, messages, outbox};
 use crate::storage::{DbConnection, write_transaction};
 use diesel::prelude::*;
@@ -166,7 +168,7 @@ fn audit_row(
             audit::action.eq(action),
             audit::detail.eq(detail.to_string()),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     Ok(())
 }
 
@@ -265,7 +267,7 @@ fn queue(
                 .eq(now + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2)),
             outbox::created_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
     Ok(())
 }
 
@@ -601,7 +603,7 @@ pub fn store_request(
                 cases::created_at.eq(p.now),
                 cases::updated_at.eq(p.now),
             ))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         store_attachments(conn, &p.attachments, Some(p.author), p.now, p.lifetime)?;
         let r = &p.request;
         insert_message(
@@ -694,7 +696,7 @@ fn issued_receipt(
         .filter(messages::from_party.eq(from))
         .filter(messages::message_id.eq(message_id))
         .select((messages::receipt, messages::envelope_sha256))
-        .first(conn)
+        .first_direct(conn)
         .optional()?;
     Ok(row.and_then(|(receipt, sha)| match same_envelope {
         Some(e) if sha.as_deref() != Some(sha256_hex(e).as_str()) => None,
@@ -781,7 +783,7 @@ fn arrival_transaction(
         let existing: Option<(i16, String, i16)> = cases::table
             .find(&case_id)
             .select((cases::role, cases::counterpart, cases::state))
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         let mut in_reply_to: Option<String> = None;
         match (&existing, kind) {
@@ -829,7 +831,7 @@ fn arrival_transaction(
                             cases::created_at.eq(now),
                             r.values(now),
                         ))
-                        .execute(conn)?;
+                        .execute_direct(conn)?;
                 }
             }
             (None, _) => {
@@ -848,7 +850,7 @@ fn arrival_transaction(
                         cases::created_at.eq(now),
                         cases::updated_at.eq(now),
                     ))
-                    .execute(conn)?;
+                    .execute_direct(conn)?;
             }
         }
         let digest: [u8; 32] = gsp_federation::envelope_digest(&arrived.envelope);
@@ -873,7 +875,7 @@ fn arrival_transaction(
                 messages::created_at.eq(i64::try_from(h.routing.created.0).unwrap_or(i64::MAX)),
                 messages::delivered_at.eq(Some(now)),
             ))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         let peer = format!("peer:{from}");
         let mut automatic = false;
         let mut answered = false;
@@ -884,7 +886,7 @@ fn arrival_transaction(
                     // The placeholder its attachments made.
                     diesel::update(cases::table.find(&case_id))
                         .set(r.values(now))
-                        .execute(conn)?;
+                        .execute_direct(conn)?;
                 }
                 audit_row(
                     conn,
@@ -921,13 +923,13 @@ fn arrival_transaction(
                     "declined" => CaseState::Declined,
                     _ => CaseState::AnsweredFull,
                 };
-                diesel::update(cases::table.find(&case_id))
-                    .set((
-                        cases::state.eq(state.to_i16()),
-                        cases::outcome.eq(Some(&outcome)),
-                        cases::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
+                CaseAnswered {
+                    case: &case_id,
+                    state: state.to_i16(),
+                    outcome: &outcome,
+                    at: now,
+                }
+                .execute_direct(conn)?;
                 audit_row(
                     conn,
                     &case_id,
@@ -1028,7 +1030,7 @@ fn request_id_of(conn: &mut DbConnection, case_id: &str) -> Result<String, Excha
         .filter(messages::case_id.eq(case_id))
         .filter(messages::kind.eq(MessageKind::Request.to_i16()))
         .select(messages::message_id)
-        .first(conn)
+        .first_direct(conn)
         .optional()?
         .ok_or_else(|| ExchangeError::NotFound(format!("case {case_id} has no request yet")))
 }
@@ -1052,7 +1054,7 @@ fn case_facts(conn: &mut DbConnection, case_id: &str) -> Result<CaseFacts, Excha
             cases::state,
             cases::policy,
         ))
-        .first(conn)
+        .first_direct(conn)
         .optional()?;
     let (role, counterpart, template, state, policy) =
         row.ok_or_else(|| ExchangeError::NotFound(format!("no case {case_id}")))?;
@@ -1317,7 +1319,7 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
                     cases::state.eq(CaseState::AwaitingApproval.to_i16()),
                     cases::updated_at.eq(p.now),
                 ))
-                .execute(conn)?;
+                .execute_direct(conn)?;
             audit_row(
                 conn,
                 case_id,
@@ -1340,13 +1342,13 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
                 p.now,
                 p.lifetime,
             )?;
-            diesel::update(cases::table.find(case_id))
-                .set((
-                    cases::state.eq(p.state.to_i16()),
-                    cases::outcome.eq(Some(&p.outcome)),
-                    cases::updated_at.eq(p.now),
-                ))
-                .execute(conn)?;
+            CaseAnswered {
+                case: case_id,
+                state: p.state.to_i16(),
+                outcome: &p.outcome,
+                at: p.now,
+            }
+            .execute_direct(conn)?;
             audit_row(
                 conn,
                 case_id,
@@ -1380,7 +1382,7 @@ pub fn automatic_answer_impossible(
             cases::policy.eq(AnswerPolicy::Officer.to_i16()),
             cases::updated_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute_direct(conn)?;
         if updated == 0 {
             return Ok(false);
         }
@@ -1428,7 +1430,7 @@ pub fn approve(
                 messages::body,
                 messages::created_at,
             ))
-            .first(conn)
+            .first_direct(conn)
             .optional()?
             .ok_or_else(|| {
                 ExchangeError::NotFound(format!("case {case_id} has no answer awaiting approval"))
@@ -1466,7 +1468,7 @@ pub fn approve(
                 messages::state.eq(MessageState::Queued.to_i16()),
                 messages::approved_by.eq(Some(approver.id)),
             ))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         queue(
             conn,
             seq,
@@ -1481,7 +1483,7 @@ pub fn approve(
                 cases::outcome.eq(Some(&outcome)),
                 cases::updated_at.eq(now),
             ))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         audit_row(
             conn,
             case_id,
@@ -1511,7 +1513,7 @@ pub fn mark_read(
         cases::state.eq(CaseState::Read.to_i16()),
         cases::updated_at.eq(now),
     ))
-    .execute(conn)?;
+    .execute_direct(conn)?;
     if changed > 0 {
         audit_row(
             conn,
@@ -1549,7 +1551,7 @@ pub fn close(
                 cases::state.eq(CaseState::Closed.to_i16()),
                 cases::updated_at.eq(now),
             ))
-            .execute(conn)?;
+            .execute_direct(conn)?;
         audit_row(
             conn,
             case_id,
@@ -1787,7 +1789,7 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
     let row: Option<CaseRow> = cases::table
         .find(case_id)
         .select(case_columns!())
-        .first(conn)
+        .first_direct(conn)
         .optional()?;
     let Some(row) = row else { return Ok(None) };
     let rows: Vec<MessageRow> = messages::table
@@ -1815,7 +1817,7 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
             messages::created_at,
             messages::delivered_at,
         ))
-        .load(conn)?;
+        .load_direct(conn)?;
     let messages = rows
         .into_iter()
         .map(
@@ -1865,7 +1867,7 @@ pub fn case_detail(conn: &mut DbConnection, case_id: &str) -> QueryResult<Option
         .filter(audit::case_id.eq(case_id))
         .order((audit::at, audit::id))
         .select((audit::at, audit::actor, audit::action, audit::detail))
-        .load(conn)?;
+        .load_direct(conn)?;
     Ok(Some(CaseDetail {
         case: summary(row),
         messages,
@@ -1891,6 +1893,6 @@ pub fn message_body(
         .filter(messages::case_id.eq(case_id))
         .filter(messages::message_id.eq(message_id))
         .select((messages::content_type, messages::body))
-        .first(conn)
+        .first_direct(conn)
         .optional()
 }

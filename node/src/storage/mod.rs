@@ -11,6 +11,7 @@
 mod backend_macro;
 mod checkpointer;
 mod connection;
+mod direct;
 pub mod migrations;
 pub mod schema;
 pub mod testing;
@@ -19,6 +20,7 @@ mod url;
 mod writer;
 
 pub use connection::{DbConnection, Manager};
+pub use direct::Direct;
 pub use tx::write_transaction;
 pub use url::DatabaseUrl;
 

@@ -10,6 +10,7 @@ use super::lookup::{FacilityInfo, MachineInfo, MasterCache, ProductInfo, events_
 use crate::data::epcis::format_time;
 use crate::data::model::{CodeStatus, Level};
 use crate::storage::DbConnection;
+use crate::storage::Direct as _;
 use crate::storage::schema::codes;
 use diesel::prelude::*;
 use serde::Serialize;
@@ -174,11 +175,11 @@ pub fn bulk_lookup_with<S: AsRef<str>>(
             [one] => codes::table
                 .filter(codes::code.eq(*one))
                 .select(columns)
-                .load(conn)?,
+                .load_direct(conn)?,
             _ => codes::table
                 .filter(codes::code.eq_any(&chunk))
                 .select(columns)
-                .load(conn)?,
+                .load_direct(conn)?,
         };
         let found: HashMap<String, (i16, i16, Option<i64>, Option<i64>)> = rows
             .into_iter()

@@ -15,6 +15,7 @@ use crate::data::epcis::{
 };
 use crate::data::model::{Action, EpcisType, Role};
 use crate::storage::DbConnection;
+use crate::storage::Direct as _;
 use crate::storage::schema::{aggregation_history, codes, event_codes, events, imports};
 use base64::Engine as _;
 use diesel::prelude::*;
@@ -162,7 +163,7 @@ fn code_ids(conn: &mut DbConnection, wanted: &[String]) -> QueryResult<Vec<i64>>
     codes::table
         .filter(codes::code.eq_any(wanted))
         .select(codes::id)
-        .load(conn)
+        .load_direct(conn)
 }
 
 /// Event ids in which any of `ids` appears in epcList/childEPCs (and, with
@@ -172,7 +173,7 @@ fn events_naming(conn: &mut DbConnection, ids: &[i64], any: bool) -> QueryResult
     let rows: Vec<(Option<i64>, Option<i64>)> = codes::table
         .filter(codes::id.eq_any(ids))
         .select((codes::applied_by, codes::aggregated_by))
-        .load(conn)?;
+        .load_direct(conn)?;
     for (a, b) in rows {
         out.extend(a);
         out.extend(b);
@@ -187,13 +188,13 @@ fn events_naming(conn: &mut DbConnection, ids: &[i64], any: bool) -> QueryResult
             .filter(event_codes::code_id.eq_any(ids))
             .filter(event_codes::role.eq_any(roles))
             .select(event_codes::event_id)
-            .load::<i64>(conn)?,
+            .load_direct::<i64>(conn)?,
     );
     out.extend(
         aggregation_history::table
             .filter(aggregation_history::child_id.eq_any(ids))
             .select(aggregation_history::aggregated_by)
-            .load::<Option<i64>>(conn)?
+            .load_direct::<Option<i64>>(conn)?
             .into_iter()
             .flatten(),
     );
@@ -207,7 +208,7 @@ fn events_with_parent(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<i
     events::table
         .filter(events::parent_code_id.eq_any(ids.iter().map(|&i| Some(i)).collect::<Vec<_>>()))
         .select(events::id)
-        .load(conn)
+        .load_direct(conn)
 }
 
 /// Runs a query and renders one page.
@@ -366,7 +367,7 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
         let parent: Option<String> = codes::table
             .find(p)
             .select(codes::code)
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         if let Some(p) = parent {
             out.insert("parentID".into(), json!(id_to_uri(IdKind::Code, &p)));
@@ -379,7 +380,7 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
         let applied: Vec<i64> = codes::table
             .filter(codes::applied_by.eq(row.id))
             .select(codes::id)
-            .load(conn)?;
+            .load_direct(conn)?;
         by_role
             .entry(Role::Epc.to_i16())
             .or_default()
@@ -392,12 +393,12 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
             .filter(codes::parent_id.eq(p))
             .filter(codes::aggregated_by.eq(row.id))
             .select(codes::id)
-            .load(conn)?;
+            .load_direct(conn)?;
         let past: Vec<i64> = aggregation_history::table
             .filter(aggregation_history::parent_id.eq(p))
             .filter(aggregation_history::aggregated_by.eq(row.id))
             .select(aggregation_history::child_id)
-            .load(conn)?;
+            .load_direct(conn)?;
         let e = by_role.entry(Role::Child.to_i16()).or_default();
         e.extend(current);
         e.extend(past);
@@ -405,7 +406,7 @@ pub fn render_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<Valu
     let links: Vec<(i64, i16)> = event_codes::table
         .filter(event_codes::event_id.eq(row.id))
         .select((event_codes::code_id, event_codes::role))
-        .load(conn)?;
+        .load_direct(conn)?;
     for (code_id, role) in links {
         by_role.entry(role).or_default().push(code_id);
     }
@@ -455,7 +456,7 @@ pub fn context_for(conn: &mut DbConnection, rows: &[&EventRow]) -> QueryResult<V
         let contexts: Vec<Option<String>> = imports::table
             .filter(imports::id.eq_any(import_ids))
             .select(imports::context)
-            .load(conn)?;
+            .load_direct(conn)?;
         for text in contexts.into_iter().flatten() {
             if let Ok(Value::Object(ctx)) = serde_json::from_str::<Value>(&text) {
                 for (k, v) in ctx {

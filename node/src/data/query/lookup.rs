@@ -3,6 +3,7 @@
 
 use crate::data::model::{Action, EpcisType, EventKind};
 use crate::storage::DbConnection;
+use crate::storage::Direct as _;
 use crate::storage::schema::{events, facilities, machines, operators, products};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -153,7 +154,7 @@ impl MasterCache {
         let o: Option<(String, String)> = operators::table
             .find(id)
             .select((operators::ext_id, operators::name))
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         self.operators.insert(id, o.clone());
         Ok(o)
@@ -189,7 +190,7 @@ impl MasterCache {
                 products::category,
                 products::operator_id,
             ))
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         let info = match row {
             Some((ext, description, brand, gtin, intended_market, category, op)) => {
@@ -239,7 +240,7 @@ impl MasterCache {
                 facilities::address,
                 facilities::operator_id,
             ))
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         let info = match row {
             Some((ext, name, kind, country, address, op)) => {
@@ -277,7 +278,7 @@ impl MasterCache {
                 machines::model,
                 machines::capacity_per_min,
             ))
-            .first(conn)
+            .first_direct(conn)
             .optional()?;
         let info = row.map(|(id, model, capacity_per_min)| MachineInfo {
             id,
