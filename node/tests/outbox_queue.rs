@@ -1,12 +1,13 @@
 //! The outbox as delivery workers read it, on SQLite and PostgreSQL: which
 //! peers have messages due, and claims that take each peer's oldest due
-//! messages in order, a batch at a time, skipping those another worker holds.
+//! messages in order, a batch at a time, skipping those another worker holds;
+//! and delivery outcomes, recorded only on a message still waiting for one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use diesel::prelude::*;
-use gsp_node::exchange::outbox::{claim, peers_due};
+use gsp_node::exchange::outbox::{claim, delivered, peers_due};
 use gsp_node::for_each_backend;
 use gsp_node::storage::DbConnection;
 
@@ -31,6 +32,82 @@ fn queue(conn: &mut DbConnection, seq: i64, peer: &str, state: i16, due: i64) {
     ))
     .execute(conn)
     .unwrap();
+}
+
+/// A case `id` in `state` (as a number) with PAK.
+fn case(conn: &mut DbConnection, id: &str, state: i16) {
+    diesel::sql_query(format!(
+        "INSERT INTO cases (id, role, counterpart, template, template_version, state, \
+           priority, subject, policy, created_at, updated_at) \
+         VALUES ('{id}', 0, 'PAK', 'free-text', 1, {state}, 'routine', 's', 1, {NOW}, {NOW})"
+    ))
+    .execute(conn)
+    .unwrap();
+}
+
+/// Message `seq` sent to PAK in `case`, of `kind`, in message state
+/// `state`, with its outbox row in `outbox_state`.
+fn sent(conn: &mut DbConnection, seq: i64, case: &str, kind: i16, state: i16, outbox_state: i16) {
+    diesel::sql_query(format!(
+        "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
+           content_type, body, body_sha256, envelope, state, created_at) \
+         VALUES ({seq}, 'm{seq}', 'KEN', 'PAK', '{case}', 0, {kind}, 'application/json', \
+           $1, '', $2, {state}, {NOW})"
+    ))
+    .bind::<diesel::sql_types::Binary, _>(b"{}".to_vec())
+    .bind::<diesel::sql_types::Binary, _>(vec![seq as u8])
+    .execute(conn)
+    .unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO outbox (message_seq, peer, state, attempts, next_attempt_at, expires_at, \
+           created_at, claimed_by, claimed_until) \
+         VALUES ({seq}, 'PAK', {outbox_state}, 0, {NOW}, {}, {NOW}, 'w', {})",
+        NOW + 3_600_000,
+        NOW + 60_000
+    ))
+    .execute(conn)
+    .unwrap();
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    state: i16,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    receipt: Option<Vec<u8>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    delivered_at: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    outbox_state: i16,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    claimed_until: Option<i64>,
+}
+
+/// Message `seq` and its outbox row.
+fn row(conn: &mut DbConnection, seq: i64) -> Row {
+    diesel::sql_query(format!(
+        "SELECT m.state, m.receipt, m.delivered_at, o.state AS outbox_state, o.claimed_until \
+         FROM messages m JOIN outbox o ON o.message_seq = m.seq WHERE m.seq = {seq}"
+    ))
+    .get_result(conn)
+    .unwrap()
+}
+
+/// The state of case `id` and when it last changed.
+fn case_state(conn: &mut DbConnection, id: &str) -> (i16, i64) {
+    #[derive(QueryableByName)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::SmallInt)]
+        state: i16,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        updated_at: i64,
+    }
+    let s: State = diesel::sql_query(format!(
+        "SELECT state, updated_at FROM cases WHERE id = '{id}'"
+    ))
+    .get_result(conn)
+    .unwrap();
+    (s.state, s.updated_at)
 }
 
 fn seqs(due: &[gsp_node::exchange::outbox::Due]) -> Vec<i64> {
@@ -80,5 +157,59 @@ for_each_backend! {
         let due_later = claim(&mut conn, "c", "PAK", NOW + 60_000, 30_000, 10).unwrap();
         assert_eq!(seqs(&due_later), [7]);
         assert!(claim(&mut conn, "a", "EU", NOW, 30_000, 10).unwrap().is_empty());
+    }
+    /// A delivery outcome marks the message delivered with the peer's
+    /// receipt and ends its outbox claim; a request's case is delivered once
+    /// its attachments are too, an answer's case keeps its state, and a
+    /// message no longer pending (delivered already, or cancelled) is left as
+    /// it is.
+    fn delivery_outcomes_are_recorded_once_and_only_on_pending_messages(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let later = NOW + 5_000;
+        // (request 0, answer 1, attachment 2; message queued 2, cancelled 5;
+        // outbox pending 0, cancelled 3; case queued 1, answered in full 4)
+        case(&mut conn, "asked", 1);
+        sent(&mut conn, 1, "asked", 0, 2, 0);
+        sent(&mut conn, 2, "asked", 2, 2, 0);
+        case(&mut conn, "withdrawn", 1);
+        sent(&mut conn, 3, "withdrawn", 0, 5, 3);
+        case(&mut conn, "answered", 4);
+        sent(&mut conn, 4, "answered", 1, 2, 0);
+
+        delivered(&mut conn, 1, b"receipt 1", later).unwrap();
+        let delivered_row = |receipt: &[u8]| Row {
+            state: 3,
+            receipt: Some(receipt.to_vec()),
+            delivered_at: Some(later),
+            outbox_state: 1,
+            claimed_until: None,
+        };
+        assert_eq!(row(&mut conn, 1), delivered_row(b"receipt 1"));
+        assert_eq!(case_state(&mut conn, "asked"), (1, NOW), "its attachment is not delivered yet");
+        delivered(&mut conn, 2, b"receipt 2", later).unwrap();
+        assert_eq!(row(&mut conn, 2), delivered_row(b"receipt 2"));
+        assert_eq!(case_state(&mut conn, "asked"), (2, later));
+
+        // The same outcome again (a second worker, a retry) changes nothing.
+        delivered(&mut conn, 1, b"another receipt", later + 1).unwrap();
+        assert_eq!(row(&mut conn, 1), delivered_row(b"receipt 1"));
+
+        delivered(&mut conn, 3, b"receipt 3", later).unwrap();
+        assert_eq!(
+            row(&mut conn, 3),
+            Row { state: 5, receipt: None, delivered_at: None, outbox_state: 3, claimed_until: Some(NOW + 60_000) }
+        );
+        assert_eq!(case_state(&mut conn, "withdrawn"), (1, NOW));
+
+        delivered(&mut conn, 4, b"receipt 4", later).unwrap();
+        assert_eq!(row(&mut conn, 4), delivered_row(b"receipt 4"));
+        assert_eq!(case_state(&mut conn, "answered"), (4, NOW));
+
+        let audited = common::exchange::count(
+            &mut conn,
+            "SELECT COUNT(*) AS n FROM audit WHERE action = 'delivered'",
+        );
+        assert_eq!(audited, 3);
     }
 }
