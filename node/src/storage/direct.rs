@@ -31,10 +31,7 @@ pub trait Direct: Sized {
     where
         Self: ExecuteDsl<SqliteConnection> + ExecuteDsl<PgConnection>,
     {
-        match conn {
-            DbConnection::Sqlite(c) => ExecuteDsl::execute(self, c),
-            DbConnection::Postgresql(c) => ExecuteDsl::execute(self, c),
-        }
+        crate::on_backend!(conn, |c| ExecuteDsl::execute(self, c))
     }
 
     /// [`RunQueryDsl::get_result`].
@@ -45,10 +42,7 @@ pub trait Direct: Sized {
             + LoadQuery<'q, SqliteConnection, U>
             + LoadQuery<'q, PgConnection, U>,
     {
-        match conn {
-            DbConnection::Sqlite(c) => RunQueryDsl::get_result(self, c),
-            DbConnection::Postgresql(c) => RunQueryDsl::get_result(self, c),
-        }
+        crate::on_backend!(conn, |c| RunQueryDsl::get_result(self, c))
     }
 
     /// [`RunQueryDsl::first`].
@@ -71,10 +65,7 @@ pub trait Direct: Sized {
             + LoadQuery<'q, SqliteConnection, U>
             + LoadQuery<'q, PgConnection, U>,
     {
-        match conn {
-            DbConnection::Sqlite(c) => RunQueryDsl::load(self, c),
-            DbConnection::Postgresql(c) => RunQueryDsl::load(self, c),
-        }
+        crate::on_backend!(conn, |c| RunQueryDsl::load(self, c))
     }
 }
 
