@@ -160,15 +160,18 @@ for_each_backend! {
     }
     /// A delivery outcome marks the message delivered with the peer's
     /// receipt and ends its outbox claim; a request's case is delivered once
-    /// its attachments are too, an answer's case keeps its state, and a
-    /// message no longer pending (delivered already, or cancelled) is left as
-    /// it is.
-    fn delivery_outcomes_are_recorded_once_and_only_on_pending_messages(backend: Backend) {
+    /// its attachments are too, an answer's case keeps its state. A message
+    /// cancelled while its delivery was on the way is recorded as delivered
+    /// when the peer accepted it (the receipt is the evidence of what the
+    /// peer holds), with its own entry in the history; one delivered already
+    /// or failed is left as it is.
+    fn delivery_outcomes_are_recorded_once_and_kept_as_evidence(backend: Backend) {
         let (_guard, db) = common::open(backend);
         let mut conn = db.conn().unwrap();
         let later = NOW + 5_000;
-        // (request 0, answer 1, attachment 2; message queued 2, cancelled 5;
-        // outbox pending 0, cancelled 3; case queued 1, answered in full 4)
+        // (request 0, answer 1, attachment 2; message queued 2, failed 4,
+        // cancelled 5; outbox pending 0, failed 2, cancelled 3; case queued 1,
+        // answered in full 4, failed 8)
         case(&mut conn, "asked", 1);
         sent(&mut conn, 1, "asked", 0, 2, 0);
         sent(&mut conn, 2, "asked", 2, 2, 0);
@@ -176,6 +179,8 @@ for_each_backend! {
         sent(&mut conn, 3, "withdrawn", 0, 5, 3);
         case(&mut conn, "answered", 4);
         sent(&mut conn, 4, "answered", 1, 2, 0);
+        case(&mut conn, "expired", 8);
+        sent(&mut conn, 5, "expired", 0, 4, 2);
 
         delivered(&mut conn, 1, b"receipt 1", later).unwrap();
         let delivered_row = |receipt: &[u8]| Row {
@@ -196,20 +201,30 @@ for_each_backend! {
         assert_eq!(row(&mut conn, 1), delivered_row(b"receipt 1"));
 
         delivered(&mut conn, 3, b"receipt 3", later).unwrap();
-        assert_eq!(
-            row(&mut conn, 3),
-            Row { state: 5, receipt: None, delivered_at: None, outbox_state: 3, claimed_until: Some(NOW + 60_000) }
-        );
-        assert_eq!(case_state(&mut conn, "withdrawn"), (1, NOW));
+        assert_eq!(row(&mut conn, 3), delivered_row(b"receipt 3"));
+        assert_eq!(case_state(&mut conn, "withdrawn"), (2, later));
+        // And once only.
+        delivered(&mut conn, 3, b"another receipt", later + 1).unwrap();
+        assert_eq!(row(&mut conn, 3), delivered_row(b"receipt 3"));
 
         delivered(&mut conn, 4, b"receipt 4", later).unwrap();
         assert_eq!(row(&mut conn, 4), delivered_row(b"receipt 4"));
         assert_eq!(case_state(&mut conn, "answered"), (4, NOW));
 
-        let audited = common::exchange::count(
-            &mut conn,
-            "SELECT COUNT(*) AS n FROM audit WHERE action = 'delivered'",
+        delivered(&mut conn, 5, b"receipt 5", later).unwrap();
+        assert_eq!(
+            row(&mut conn, 5),
+            Row { state: 4, receipt: None, delivered_at: None, outbox_state: 2, claimed_until: Some(NOW + 60_000) }
         );
-        assert_eq!(audited, 3);
+        assert_eq!(case_state(&mut conn, "expired"), (8, NOW));
+
+        let mut audited = |action: &str| {
+            common::exchange::count(
+                &mut conn,
+                &format!("SELECT COUNT(*) AS n FROM audit WHERE action = '{action}'"),
+            )
+        };
+        assert_eq!(audited("delivered"), 3);
+        assert_eq!(audited("delivered after cancellation"), 1);
     }
 }

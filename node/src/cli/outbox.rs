@@ -32,7 +32,8 @@ enum OutboxCommand {
         /// The outbox row (first column of `gsp outbox list`).
         seq: i64,
     },
-    /// Cancel a message that has not been delivered.
+    /// Cancel a message that has not been delivered (one already on its way
+    /// is recorded as delivered if the peer accepts it).
     Cancel {
         /// The outbox row.
         seq: i64,
@@ -77,7 +78,9 @@ impl OutboxArgs {
             }
             OutboxCommand::Cancel { seq } => {
                 if outbox::cancel(&mut conn, *seq, now_ms())? {
-                    println!("message {seq} cancelled");
+                    println!(
+                        "message {seq} cancelled (if a delivery of it is on its way and the peer accepts it, it is recorded as delivered, with the receipt)"
+                    );
                 } else {
                     anyhow::bail!("no undelivered message {seq} in the outbox");
                 }

@@ -262,17 +262,31 @@ fn audit_case(
 
 /// Records a delivery: the peer's signed receipt is kept with the message,
 /// the outbox row is done, and a queued request's case becomes delivered.
+///
+/// A message cancelled here while its delivery was on the way, and which the
+/// peer then accepted, is recorded as delivered all the same, with the
+/// receipt and "delivered after cancellation" in its case's history: the
+/// peer holds it and will act on it, and the receipt is the evidence. A
+/// message delivered already (a second outcome for it) is left as it is, and
+/// so is a failed one: a failure is recorded only by the attempt's own
+/// outcome or, on expiry, once no attempt holds a claim, so none is in flight.
 pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) -> QueryResult<()> {
     write_transaction(conn, |conn| {
-        let updated = OutboxSettled {
-            seq,
-            from: OutboxState::Pending.to_i16(),
-            to: OutboxState::Delivered.to_i16(),
-        }
-        .execute_direct(conn)?;
-        if updated == 0 {
-            return Ok(()); // cancelled or failed meanwhile; the receipt is still worth keeping
-        }
+        let settled_from = |conn: &mut DbConnection, from: OutboxState| {
+            OutboxSettled {
+                seq,
+                from: from.to_i16(),
+                to: OutboxState::Delivered.to_i16(),
+            }
+            .execute_direct(conn)
+        };
+        let action = if settled_from(conn, OutboxState::Pending)? > 0 {
+            "delivered"
+        } else if settled_from(conn, OutboxState::Cancelled)? > 0 {
+            "delivered after cancellation"
+        } else {
+            return Ok(());
+        };
         let (case_id, kind, message_id): (String, i16, String) = MessageDelivered {
             seq,
             state: MessageState::Delivered.to_i16(),
@@ -310,7 +324,7 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
             conn,
             &case_id,
             now,
-            "delivered",
+            action,
             json!({"message_id": message_id}),
         )
     })
@@ -568,7 +582,8 @@ pub fn retry_now(
 }
 
 /// Cancels a message not yet delivered. Returns false if there is no such
-/// row or it was delivered already.
+/// row or it was delivered already. A delivery already on its way is not
+/// recalled: if the peer accepts it, [`delivered`] records it all the same.
 pub fn cancel(conn: &mut DbConnection, seq: i64, now: i64) -> QueryResult<bool> {
     write_transaction(conn, |conn| {
         let changed = diesel::update(outbox::table.find(seq).filter(
