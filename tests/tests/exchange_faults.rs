@@ -1,8 +1,9 @@
 //! The exchange under faults, end to end on SQLite and PostgreSQL: a
 //! receiving node down and back, a sender killed between commit and
 //! delivery, a receiver killed mid-request, two sender instances on one
-//! PostgreSQL database — and hostile envelopes, each refused with the SPEC's
-//! error code and nothing stored.
+//! PostgreSQL database — the operator's `gsp outbox retry` and `cancel`, and
+//! hostile envelopes, each refused with the SPEC's error code and nothing
+//! stored.
 
 // Test code: a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -101,6 +102,77 @@ for_each_backend! {
         assert_eq!(attachments, 1, "{theirs:#}");
         let requests = theirs["messages"].as_array().unwrap().iter().filter(|m| m["kind"] == "request").count();
         assert_eq!(requests, 1);
+    }
+
+    /// The operator's levers on the outbox, through `gsp outbox` beside a
+    /// running `gsp serve`: `retry` makes a message waiting out its back-off
+    /// due now; `cancel` gives up on one, which is then never sent; neither
+    /// touches a message in a state it does not apply to.
+    fn the_outbox_can_be_retried_now_and_cancelled(backend: Backend) {
+        // A minute's back-off: only `gsp outbox retry` brings the message out early.
+        let mut net = Net::new(
+            backend,
+            &["KEN", "PAK"],
+            "request_timeout_secs = 5\n[exchange]\nretry_base_ms = 60000\nretry_cap_secs = 600\n",
+        );
+        net.start_all();
+        let entry_of = |node: &Node, case: &str| -> Value {
+            outbox(node).into_iter().find(|r| r["case_id"] == case).expect("the case's message in the outbox")
+        };
+        let gsp_outbox = |node: &Node, args: &[&str]| {
+            let mut all = vec!["outbox"];
+            all.extend_from_slice(args);
+            node.s().run(&all)
+        };
+        let tried_once = |node: &Node, case: &str| {
+            let r = entry_of(node, case);
+            r["attempts"].as_u64().unwrap_or(0) >= 1 && r["last_error"].is_string()
+        };
+
+        // Retry now: PAK was down at the first attempt, the next is a minute away.
+        net.node_mut("PAK").kill();
+        let late = net.node("KEN").compose("PAK", "free-text", free_text("Waiting out a back-off"));
+        wait_until("a failed attempt", 20, || tried_once(net.node("KEN"), &late));
+        net.node_mut("PAK").start();
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(net.node("KEN").case(&late)["state"], "queued", "still backing off");
+        let seq = entry_of(net.node("KEN"), &late)["seq"].as_i64().unwrap().to_string();
+        let out = gsp_outbox(net.node("KEN"), &["retry", &seq]);
+        assert!(out.status.success(), "{}", gsp_tests::stderr(&out));
+        net.node("KEN").wait_case(&late, "delivered", 20);
+        assert_eq!(entry_of(net.node("KEN"), &late)["state"], "delivered");
+        // Delivered: neither lever applies any more.
+        for lever in ["retry", "cancel"] {
+            let out = gsp_outbox(net.node("KEN"), &[lever, &seq]);
+            assert!(!out.status.success(), "{lever} of a delivered message");
+            assert!(gsp_tests::stderr(&out).contains(&format!("message {seq}")), "{}", gsp_tests::stderr(&out));
+        }
+
+        // Cancel: given up on while PAK is down, it is not sent when PAK is back.
+        net.node_mut("PAK").kill();
+        let dropped = net.node("KEN").compose("PAK", "free-text", free_text("Given up on"));
+        wait_until("a failed attempt", 20, || tried_once(net.node("KEN"), &dropped));
+        let seq = entry_of(net.node("KEN"), &dropped)["seq"].as_i64().unwrap().to_string();
+        let out = gsp_outbox(net.node("KEN"), &["cancel", &seq]);
+        assert!(out.status.success(), "{}", gsp_tests::stderr(&out));
+        assert_eq!(entry_of(net.node("KEN"), &dropped)["state"], "cancelled");
+        for lever in ["retry", "cancel"] {
+            let out = gsp_outbox(net.node("KEN"), &[lever, &seq]);
+            assert!(!out.status.success(), "{lever} of a cancelled message");
+        }
+        let out = gsp_outbox(net.node("KEN"), &["cancel", "999999"]);
+        assert!(!out.status.success());
+        assert!(gsp_tests::stderr(&out).contains("no undelivered message 999999"), "{}", gsp_tests::stderr(&out));
+        net.node_mut("PAK").start();
+        // A message composed now reaches PAK; the cancelled one, queued
+        // before it, still does not.
+        let after = net.node("KEN").compose("PAK", "free-text", free_text("Sent after the cancellation"));
+        net.node("KEN").wait_case(&after, "delivered", 20);
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(entry_of(net.node("KEN"), &dropped)["state"], "cancelled");
+        let theirs: Vec<Value> = net.node("PAK").cases();
+        assert!(theirs.iter().any(|c| c["id"] == after.as_str()));
+        assert!(!theirs.iter().any(|c| c["id"] == dropped.as_str()), "a cancelled message was sent");
     }
 
     fn hostile_envelopes_are_refused_and_nothing_is_stored(backend: Backend) {
