@@ -117,7 +117,8 @@ for_each_backend! {
         let settings = Config::default().exchange;
         let caches = LookupCaches::new(std::time::Duration::from_secs(10));
         let prepare = |arrived: &gsp_node::exchange::store::Arrived| {
-            answer_on_arrival(&db, &caches, &NamingSealer, &settings, &arrived.header, &arrived.body, 1_800_000_000_500)
+            let prepared = common::exchange::prepare(arrived.clone()).unwrap();
+            answer_on_arrival(&db, &caches, &NamingSealer, &settings, &prepared, 1_800_000_000_500)
         };
 
         let arrived = arriving(&fields(json!({"codes": ["KENUNKNOWN0001", "KENUNKNOWN0002"]})));

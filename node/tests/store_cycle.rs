@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::exchange::{NamingSealer, arrive_answered, message};
+use common::exchange::{NamingSealer, message, prepare, record};
 use gsp_federation::{Part, TemplateRef};
 use gsp_node::config::Config;
 use gsp_node::data::query::bulk::LookupCaches;
@@ -57,16 +57,9 @@ fn answering_node_store_work() {
             "application/json",
             body.as_bytes(),
         );
-        let answer = answer_on_arrival(
-            &db,
-            &caches,
-            &NamingSealer,
-            &settings,
-            &arrived.header,
-            &arrived.body,
-            now,
-        );
-        let outcome = arrive_answered(&mut conn, arrived, answer.as_ref()).unwrap();
+        let arrived = prepare(arrived).unwrap();
+        let answer = answer_on_arrival(&db, &caches, &NamingSealer, &settings, &arrived, now);
+        let outcome = record(&mut conn, &arrived, answer.as_ref()).unwrap();
         assert!(outcome.answered, "{outcome:?}");
         for due in outbox::claim(&mut conn, "bench", "KEN", now, 60_000, 8).unwrap() {
             outbox::delivered(&mut conn, due.seq, &receipt, now).unwrap();

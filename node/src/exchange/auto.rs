@@ -8,7 +8,7 @@
 
 use super::answers::{self, BuiltAnswer};
 use super::model::{AnswerPolicy, CaseRole, CaseState, MessageKind};
-use super::store::{self, ExchangeError, NewAttachment, PreparedAnswer, Sealer};
+use super::store::{self, ExchangeError, NewAttachment, PreparedAnswer, PreparedArrival, Sealer};
 use crate::config::ExchangeSettings;
 use crate::data::query::QueryError;
 use crate::data::query::bulk::{LookupCache, LookupCaches};
@@ -16,7 +16,7 @@ use crate::storage::Direct as _;
 use crate::storage::schema::{cases, messages};
 use crate::storage::{Database, DbConnection};
 use diesel::prelude::*;
-use gsp_federation::{Part, SignedHeader};
+use gsp_federation::Part;
 use serde_json::{Value, json};
 
 /// The codes a request asks about, as they came: a JSON list, or the text of
@@ -191,8 +191,8 @@ pub const LOOKUP_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs
 /// delivery never waits for a long lookup.
 pub const ON_ARRIVAL_MAX_CODES: usize = 1_000;
 
-/// The automatic answer to a request that is arriving (`header` verified,
-/// `body` its bytes), drafted from this node's data and sealed before the
+/// The automatic answer to a request that is arriving (opened, verified and
+/// prepared for recording, its body parsed once), drafted from this node's data and sealed before the
 /// request is stored, for [`store::record_arrival`] to commit with it: one
 /// transaction and no wait for the answerer's next pass.
 ///
@@ -206,10 +206,10 @@ pub fn answer_on_arrival(
     caches: &LookupCaches,
     sealer: &dyn Sealer,
     settings: &ExchangeSettings,
-    header: &SignedHeader,
-    body: &[u8],
+    arrived: &PreparedArrival,
     now: i64,
 ) -> Option<PreparedAnswer> {
+    let header = arrived.header();
     let template = header
         .template
         .as_ref()
@@ -217,7 +217,7 @@ pub fn answer_on_arrival(
     if settings.policy_for(&template.name) != AnswerPolicy::Automatic {
         return None;
     }
-    let request: Value = serde_json::from_slice(body).ok()?;
+    let request = arrived.json_body()?;
     let inline = request.get("codes").and_then(Value::as_array)?;
     if inline.len() > ON_ARRIVAL_MAX_CODES {
         return None;
@@ -236,7 +236,7 @@ pub fn answer_on_arrival(
                 &mut conn,
                 &case_id,
                 &template.name,
-                &request,
+                request,
                 settings,
                 cache,
             )

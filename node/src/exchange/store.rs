@@ -704,8 +704,75 @@ fn issued_receipt(
     }))
 }
 
-/// Records a message that arrived, with the receipt made by `sign_receipt`
-/// (given the envelope's SHA-256), in one transaction. A message seen before
+/// A message that arrived, with everything about it that needs no database:
+/// its kind, its body parsed once, what a request sets on its case, the
+/// digests and the signed receipt. Made before the write, off the database's
+/// writer, so the writer's serial work is the database's alone.
+#[derive(Debug, Clone)]
+pub struct PreparedArrival {
+    arrived: Arrived,
+    kind: MessageKind,
+    /// The JSON body (none for an attachment).
+    body: Option<Value>,
+    request: Option<RequestFacts>,
+    digest: [u8; 32],
+    body_sha256: String,
+    receipt: Vec<u8>,
+}
+
+impl PreparedArrival {
+    /// Parses the body of `arrived` (refused as `Invalid` if a request or an
+    /// answer is not JSON) and signs its receipt with `sign_receipt`, given
+    /// the envelope's SHA-256. The receipt is used only if the message is new.
+    pub fn new(
+        arrived: Arrived,
+        settings: &ExchangeSettings,
+        sign_receipt: &ReceiptSigner<'_>,
+    ) -> Result<PreparedArrival, ExchangeError> {
+        let h = &arrived.header;
+        let kind = match h.template.as_ref().map(|t| t.part) {
+            Some(Part::Request) => MessageKind::Request,
+            Some(Part::Answer) => MessageKind::Answer,
+            None => MessageKind::Attachment,
+        };
+        let body: Option<Value> = match kind {
+            MessageKind::Attachment => None,
+            _ => Some(
+                serde_json::from_slice(&arrived.body)
+                    .map_err(|e| ExchangeError::Invalid(format!("body: {e}")))?,
+            ),
+        };
+        let request = match (kind, &body) {
+            (MessageKind::Request, Some(b)) => Some(RequestFacts::of(h, b, settings)),
+            _ => None,
+        };
+        let digest: [u8; 32] = gsp_federation::envelope_digest(&arrived.envelope);
+        let receipt = sign_receipt(&digest).map_err(ExchangeError::Seal)?;
+        let body_sha256 = sha256_hex(&arrived.body);
+        Ok(PreparedArrival {
+            arrived,
+            kind,
+            body,
+            request,
+            digest,
+            body_sha256,
+            receipt,
+        })
+    }
+
+    /// The verified signed header.
+    pub fn header(&self) -> &SignedHeader {
+        &self.arrived.header
+    }
+
+    /// The body as parsed, for a request or an answer.
+    pub fn json_body(&self) -> Option<&Value> {
+        self.body.as_ref()
+    }
+}
+
+/// Records a message that arrived, prepared with its receipt
+/// ([`PreparedArrival::new`]), in one transaction. A message seen before
 /// gets its original receipt and changes nothing.
 ///
 /// `answer` is the automatic answer to a new request, prepared while it
@@ -714,11 +781,9 @@ fn issued_receipt(
 /// and left to the automatic answerer's pass.
 pub fn record_arrival(
     conn: &mut DbConnection,
-    settings: &ExchangeSettings,
-    arrived: Arrived,
+    prepared: &PreparedArrival,
     answer: Option<&PreparedAnswer>,
     now: i64,
-    sign_receipt: &ReceiptSigner<'_>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
     // Two messages of one new case (or two copies of one message) may arrive
     // at once; on PostgreSQL the second insert then fails on the key the
@@ -726,7 +791,7 @@ pub fn record_arrival(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match arrival_transaction(conn, settings, &arrived, answer, now, sign_receipt) {
+        match arrival_transaction(conn, prepared, answer, now) {
             Err(ExchangeError::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
@@ -742,12 +807,20 @@ const ARRIVAL_ATTEMPTS: u32 = 3;
 /// One try at recording an arrival, in one transaction.
 fn arrival_transaction(
     conn: &mut DbConnection,
-    settings: &ExchangeSettings,
-    arrived: &Arrived,
+    prepared: &PreparedArrival,
     answer: Option<&PreparedAnswer>,
     now: i64,
-    sign_receipt: &ReceiptSigner<'_>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
+    let PreparedArrival {
+        arrived,
+        kind,
+        body,
+        request,
+        digest,
+        body_sha256,
+        receipt,
+    } = prepared;
+    let kind = *kind;
     let h = &arrived.header;
     let from = h.routing.from.as_str().to_owned();
     let to = h.routing.to.as_str().to_owned();
@@ -763,23 +836,6 @@ fn arrival_transaction(
                 answered: false,
             });
         }
-        let kind = match h.template.as_ref().map(|t| t.part) {
-            Some(Part::Request) => MessageKind::Request,
-            Some(Part::Answer) => MessageKind::Answer,
-            None => MessageKind::Attachment,
-        };
-        let body: Option<Value> = match kind {
-            MessageKind::Attachment => None,
-            _ => Some(
-                serde_json::from_slice(&arrived.body)
-                    .map_err(|e| ExchangeError::Invalid(format!("body: {e}")))?,
-            ),
-        };
-        // What a request sets on its case (read before the case is written).
-        let request = match (kind, &body) {
-            (MessageKind::Request, Some(b)) => Some(RequestFacts::of(h, b, settings)),
-            _ => None,
-        };
         let existing: Option<(i16, String, i16)> = cases::table
             .find(&case_id)
             .select((cases::role, cases::counterpart, cases::state))
@@ -853,8 +909,6 @@ fn arrival_transaction(
                     .execute_direct(conn)?;
             }
         }
-        let digest: [u8; 32] = gsp_federation::envelope_digest(&arrived.envelope);
-        let receipt = sign_receipt(&digest).map_err(ExchangeError::Seal)?;
         diesel::insert_into(messages::table)
             .values((
                 messages::message_id.eq(&message_id),
@@ -866,10 +920,10 @@ fn arrival_transaction(
                 messages::template.eq(h.template.as_ref().map(|t| t.name.clone())),
                 messages::content_type.eq(&h.content_type),
                 messages::body.eq(&arrived.body),
-                messages::body_sha256.eq(sha256_hex(&arrived.body)),
+                messages::body_sha256.eq(body_sha256),
                 messages::envelope.eq(Some(&arrived.envelope[..])),
                 messages::envelope_sha256.eq(Some(hex::encode(digest))),
-                messages::receipt.eq(Some(&receipt)),
+                messages::receipt.eq(Some(receipt)),
                 messages::state.eq(MessageState::Received.to_i16()),
                 messages::in_reply_to.eq(in_reply_to.as_deref()),
                 messages::created_at.eq(i64::try_from(h.routing.created.0).unwrap_or(i64::MAX)),
@@ -952,7 +1006,7 @@ fn arrival_transaction(
             }
         }
         Ok(ArrivalOutcome {
-            receipt,
+            receipt: receipt.clone(),
             duplicate: false,
             case_id: case_id.clone(),
             automatic,
@@ -962,6 +1016,7 @@ fn arrival_transaction(
 }
 
 /// What an arriving request sets on its case.
+#[derive(Debug, Clone)]
 struct RequestFacts {
     template: String,
     version: i32,

@@ -14,7 +14,7 @@ use super::Federation;
 use super::peers::{Peers, SenderKeysOf};
 use crate::config::Config;
 use crate::exchange::auto;
-use crate::exchange::store::{self, Arrived, ExchangeError, PreparedAnswer};
+use crate::exchange::store::{self, Arrived, ExchangeError, PreparedAnswer, PreparedArrival};
 use crate::storage::Database;
 use crate::tls::{self, PinSet};
 use actix_web::http::StatusCode;
@@ -298,6 +298,28 @@ pub async fn receive(
             .map_err(|e: OpenError| (e.code().to_owned(), e.to_string()))?;
         let header = opened.header.clone();
         let body = opened.into_body();
+        // Everything but the database's part of recording it, here rather
+        // than in the database's writer: the body parsed, the receipt signed.
+        let identity = &fed.identity;
+        let sign = |digest: &[u8; 32]| -> Result<Vec<u8>, String> {
+            Ok(Receipt::sign(
+                *digest,
+                routing.message_id,
+                identity.party,
+                routing.from,
+                store::unix(now),
+                Verdict::Accepted,
+                &identity.signing_key,
+            )
+            .to_bytes())
+        };
+        let arrived = Arrived {
+            header,
+            body,
+            envelope,
+        };
+        let prepared =
+            PreparedArrival::new(arrived, &st.config.exchange, &sign).map_err(refusal)?;
         // A request under the automatic policy: its answer drafted and sealed
         // now, to be stored with it.
         let answer = auto::answer_on_arrival(
@@ -305,18 +327,10 @@ pub async fn receive(
             &st.lookups,
             &fed.sealer(),
             &st.config.exchange,
-            &header,
-            &body,
+            &prepared,
             now_ms(),
         );
-        Ok(Opened::New(
-            Box::new(Arrived {
-                header,
-                body,
-                envelope,
-            }),
-            answer.map(Box::new),
-        ))
+        Ok(Opened::New(Box::new(prepared), answer.map(Box::new)))
     })
     .await;
     let outcome = match opened {
@@ -361,7 +375,7 @@ pub async fn receive(
 enum Opened {
     /// Opened and verified, not seen before; with the automatic answer
     /// prepared for it, if any.
-    New(Box<Arrived>, Option<Box<PreparedAnswer>>),
+    New(Box<PreparedArrival>, Option<Box<PreparedAnswer>>),
     /// The very bytes received before: the original receipt.
     Again(Vec<u8>),
 }
@@ -382,38 +396,15 @@ struct Recorded {
 /// a refusal.
 async fn record(
     state: &FederationState,
-    arrived: Arrived,
+    arrived: PreparedArrival,
     answer: Option<Box<PreparedAnswer>>,
     now: i64,
 ) -> Result<Recorded, (String, String)> {
-    let st = state.clone();
-    let routing = arrived.header.routing;
+    let routing = arrived.header().routing;
     let (from, message_id) = (routing.from, routing.message_id);
     let outcome = state
         .db
-        .write(move |conn| {
-            let identity = &st.federation.identity;
-            let sign = |digest: &[u8; 32]| -> Result<Vec<u8>, String> {
-                Ok(Receipt::sign(
-                    *digest,
-                    routing.message_id,
-                    identity.party,
-                    routing.from,
-                    store::unix(now),
-                    Verdict::Accepted,
-                    &identity.signing_key,
-                )
-                .to_bytes())
-            };
-            store::record_arrival(
-                conn,
-                &st.config.exchange,
-                arrived,
-                answer.as_deref(),
-                now,
-                &sign,
-            )
-        })
+        .write(move |conn| store::record_arrival(conn, &arrived, answer.as_deref(), now))
         .await;
     match outcome {
         Ok(o) => {
@@ -429,10 +420,17 @@ async fn record(
                 answered: o.answered,
             })
         }
-        Err(ExchangeError::Database(e)) => Err(("internal_error".into(), e.to_string())),
-        Err(ExchangeError::Seal(e)) => Err(("internal_error".into(), e)),
-        Err(ExchangeError::Invalid(e)) => Err(("invalid_body".into(), e)),
-        Err(e) => Err(("case_conflict".into(), e.to_string())),
+        Err(e) => Err(refusal(e)),
+    }
+}
+
+/// The SPEC code and sentence for a message that could not be recorded.
+fn refusal(e: ExchangeError) -> (String, String) {
+    match e {
+        ExchangeError::Database(e) => ("internal_error".into(), e.to_string()),
+        ExchangeError::Seal(e) => ("internal_error".into(), e),
+        ExchangeError::Invalid(e) => ("invalid_body".into(), e),
+        e => ("case_conflict".into(), e.to_string()),
     }
 }
 

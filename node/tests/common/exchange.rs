@@ -9,7 +9,7 @@ use gsp_federation::{
 };
 use gsp_node::config::Config;
 use gsp_node::exchange::store::{
-    ArrivalOutcome, Arrived, ExchangeError, PreparedAnswer, Sealer, record_arrival,
+    ArrivalOutcome, Arrived, ExchangeError, PreparedAnswer, PreparedArrival, Sealer, record_arrival,
 };
 use gsp_node::storage::DbConnection;
 use uuid::Uuid;
@@ -61,9 +61,24 @@ pub fn arrive_answered(
     arrived: Arrived,
     answer: Option<&PreparedAnswer>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
+    record(conn, &prepare(arrived)?, answer)
+}
+
+/// `arrived` prepared for recording, with a receipt that names the envelope
+/// digest.
+pub fn prepare(arrived: Arrived) -> Result<PreparedArrival, ExchangeError> {
     let settings = Config::default().exchange;
     let sign = |digest: &[u8; 32]| Ok(digest.to_vec());
-    record_arrival(conn, &settings, arrived, answer, 1_800_000_000, &sign)
+    PreparedArrival::new(arrived, &settings, &sign)
+}
+
+/// Records a prepared arrival, with the answer prepared on its arrival.
+pub fn record(
+    conn: &mut DbConnection,
+    prepared: &PreparedArrival,
+    answer: Option<&PreparedAnswer>,
+) -> Result<ArrivalOutcome, ExchangeError> {
+    record_arrival(conn, prepared, answer, 1_800_000_000)
 }
 
 #[derive(QueryableByName)]
