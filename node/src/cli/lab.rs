@@ -489,6 +489,11 @@ impl Api {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(600))
             .pool_max_idle_per_host(256)
+            // Below the node's keep-alive (actix-web's 5 s): a connection
+            // left idle longer is closed by the node, and a request sent on
+            // it just then failed the benchmark with "connection closed
+            // before message completed" (seen once between its steps).
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()?;
         let r: Value = http
             .post(format!("{base}/api/v1/session"))
