@@ -168,4 +168,45 @@ for_each_backend! {
         assert_eq!(pass.unanswerable.len(), 1);
         assert_eq!(pass.unanswerable[0].0, none_case);
     }
+
+    /// With a place at the sender's delivery worker, the answer made on
+    /// arrival is queued already claimed for this instance and handed back
+    /// to the caller; nobody else claims it until the claim lapses, and
+    /// then it is claimed like any other message (an instance that died
+    /// holding it loses nothing).
+    fn an_answer_made_on_arrival_can_be_queued_claimed_for_its_worker(backend: Backend) {
+        use gsp_node::exchange::outbox::{QueueClaim, claim};
+        let (_guard, db) = common::open(backend);
+        let settings = Config::default().exchange;
+        let caches = LookupCaches::new(std::time::Duration::from_secs(10));
+        let arrived = common::exchange::prepare(arriving(&fields(json!({"codes": ["KENUNKNOWN0001"]})))).unwrap();
+        let answer = answer_on_arrival(&db, &caches, &NamingSealer, &settings, &arrived, 1_800_000_000_500)
+            .expect("answered on arrival");
+        let mut conn = db.conn().unwrap();
+        let held = QueueClaim { instance: "node-1".into(), until: 1_800_000_040_000 };
+        let outcome = gsp_node::exchange::store::record_arrival(
+            &mut conn, &arrived, Some(&answer), Some(&held), 1_800_000_000,
+        )
+        .unwrap();
+        assert!(outcome.answered, "{outcome:?}");
+        let due = outcome.handed.expect("the answer handed back for the worker");
+        assert_eq!((due.peer.as_str(), due.attempts), ("KEN", 0));
+        assert!(!due.envelope.is_empty());
+        assert_eq!(count(&mut conn, &format!(
+            "SELECT COUNT(*) AS n FROM outbox o JOIN messages m ON m.seq = o.message_seq \
+             WHERE o.message_seq = {} AND m.message_id = '{}' AND o.claimed_by = 'node-1' \
+             AND o.claimed_until = 1800000040000", due.seq, due.message_id)), 1);
+        // Another instance finds nothing to claim while the claim holds …
+        assert!(claim(&mut conn, "node-2", "KEN", 1_800_000_039_999, 60_000, 8).unwrap().is_empty());
+        // … and takes it once it has lapsed.
+        let taken = claim(&mut conn, "node-2", "KEN", 1_800_000_040_001, 60_000, 8).unwrap();
+        assert_eq!(taken.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![due.seq]);
+
+        // A duplicate hands nothing back.
+        let again = gsp_node::exchange::store::record_arrival(
+            &mut conn, &arrived, Some(&answer), Some(&held), 1_800_000_000,
+        )
+        .unwrap();
+        assert!(again.duplicate && again.handed.is_none());
+    }
 }

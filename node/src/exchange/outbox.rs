@@ -20,6 +20,20 @@ use rand::RngExt;
 use serde::Serialize;
 use serde_json::json;
 
+/// A claim taken in the write that queues a message, for a delivery worker
+/// with room for it: the outbox row is inserted claimed by `instance` until
+/// `until`, and the write's caller hands the message to the worker after
+/// the commit (see `federation::wake::Place`) — no claim of its own to
+/// commit, no wait for it.
+#[derive(Debug, Clone)]
+pub struct QueueClaim {
+    /// The `gsp serve` instance whose worker takes the message.
+    pub instance: String,
+    /// When the claim lapses if the message was not delivered by then (an
+    /// instance that crashed): the message is then claimed as any other.
+    pub until: i64,
+}
+
 /// A message to deliver now.
 #[derive(Debug, Clone)]
 pub struct Due {

@@ -13,6 +13,7 @@ use super::kept::CaseAnswered;
 use super::model::{
     AnswerPolicy, CaseRole, CaseState, Direction, MessageKind, MessageState, OutboxState,
 };
+use super::outbox::{Due, QueueClaim};
 use crate::auth::{Role, User};
 use crate::config::ExchangeSettings;
 use crate::storage::Direct as _;
@@ -221,6 +222,7 @@ fn insert_message(
     author: Option<i64>,
     now: i64,
     lifetime: Duration,
+    claim: Option<&QueueClaim>,
 ) -> QueryResult<i64> {
     let seq: i64 = crate::on_backend!(conn, |c| diesel::insert_into(messages::table)
         .values((
@@ -244,17 +246,19 @@ fn insert_message(
         .returning(messages::seq)
         .get_result(c))?;
     if state == MessageState::Queued {
-        queue(conn, seq, draft.to.as_str(), now, lifetime)?;
+        queue(conn, seq, draft.to.as_str(), now, lifetime, claim)?;
     }
     Ok(seq)
 }
 
+/// Queues message `seq` for `peer`, claimed already when `claim` says so.
 fn queue(
     conn: &mut DbConnection,
     seq: i64,
     peer: &str,
     now: i64,
     lifetime: Duration,
+    claim: Option<&QueueClaim>,
 ) -> QueryResult<()> {
     diesel::insert_into(outbox::table)
         .values((
@@ -266,9 +270,23 @@ fn queue(
             outbox::expires_at
                 .eq(now + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2)),
             outbox::created_at.eq(now),
+            outbox::claimed_by.eq(claim.map(|c| c.instance.as_str())),
+            outbox::claimed_until.eq(claim.map(|c| c.until)),
         ))
         .execute_direct(conn)?;
     Ok(())
+}
+
+/// The message just queued as `seq` with `claim`, for the worker that holds
+/// the claim.
+fn handed(seq: i64, sealed: &SealedMessage) -> Due {
+    Due {
+        seq,
+        peer: sealed.draft.to.as_str().to_owned(),
+        message_id: sealed.draft.message_id.to_string(),
+        envelope: sealed.envelope.clone().into(),
+        attempts: 0,
+    }
 }
 
 fn lifetime(settings: &ExchangeSettings) -> Duration {
@@ -359,6 +377,7 @@ fn store_attachments(
             author,
             now,
             lifetime,
+            None,
         )?;
     }
     Ok(())
@@ -585,6 +604,17 @@ pub fn store_request(
     conn: &mut DbConnection,
     p: &PreparedRequest,
 ) -> Result<String, ExchangeError> {
+    store_request_claimed(conn, p, None).map(|(case_id, _)| case_id)
+}
+
+/// [`store_request`], with the request's outbox row claimed by `claim` when
+/// it has no attachments; returns the message for the claiming worker too.
+pub fn store_request_claimed(
+    conn: &mut DbConnection,
+    p: &PreparedRequest,
+    claim: Option<&QueueClaim>,
+) -> Result<(String, Option<Due>), ExchangeError> {
+    let claim = claim.filter(|_| p.attachments.is_empty());
     let case_id = p.case_id.to_string();
     write_transaction(conn, |conn| {
         diesel::insert_into(cases::table)
@@ -606,7 +636,7 @@ pub fn store_request(
             .execute_direct(conn)?;
         store_attachments(conn, &p.attachments, Some(p.author), p.now, p.lifetime)?;
         let r = &p.request;
-        insert_message(
+        let seq = insert_message(
             conn,
             &r.draft,
             MessageKind::Request,
@@ -617,6 +647,7 @@ pub fn store_request(
             Some(p.author),
             p.now,
             p.lifetime,
+            claim,
         )?;
         audit_row(
             conn,
@@ -626,7 +657,7 @@ pub fn store_request(
             "request sent",
             json!({"to": p.to.as_str(), "template": p.template, "message_id": r.draft.message_id.to_string(), "attachments": p.attachments.len()}),
         )?;
-        Ok(case_id.clone())
+        Ok((case_id.clone(), claim.map(|_| handed(seq, r))))
     })
 }
 
@@ -661,6 +692,9 @@ pub struct ArrivalOutcome {
     /// True when the answer prepared on arrival was stored and queued with
     /// the request (the outbox to the sender has a new message).
     pub answered: bool,
+    /// That answer, queued already claimed (see [`record_arrival`]'s
+    /// `claim`), for the delivery worker that holds the claim.
+    pub handed: Option<Due>,
 }
 
 /// The receipt we issued for a message received from `from`, if any.
@@ -778,11 +812,13 @@ impl PreparedArrival {
 /// `answer` is the automatic answer to a new request, prepared while it
 /// arrived ([`prepare_answer_on_arrival`]): stored and queued in the same
 /// transaction. Should storing it fail, the request is recorded all the same
-/// and left to the automatic answerer's pass.
+/// and left to the automatic answerer's pass. With `claim`, that answer is
+/// queued already claimed and returned in [`ArrivalOutcome::handed`].
 pub fn record_arrival(
     conn: &mut DbConnection,
     prepared: &PreparedArrival,
     answer: Option<&PreparedAnswer>,
+    claim: Option<&QueueClaim>,
     now: i64,
 ) -> Result<ArrivalOutcome, ExchangeError> {
     // Two messages of one new case (or two copies of one message) may arrive
@@ -791,7 +827,7 @@ pub fn record_arrival(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match arrival_transaction(conn, prepared, answer, now) {
+        match arrival_transaction(conn, prepared, answer, claim, now) {
             Err(ExchangeError::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
@@ -809,6 +845,7 @@ fn arrival_transaction(
     conn: &mut DbConnection,
     prepared: &PreparedArrival,
     answer: Option<&PreparedAnswer>,
+    claim: Option<&QueueClaim>,
     now: i64,
 ) -> Result<ArrivalOutcome, ExchangeError> {
     let PreparedArrival {
@@ -834,6 +871,7 @@ fn arrival_transaction(
                 case_id: case_id.clone(),
                 automatic: false,
                 answered: false,
+                handed: None,
             });
         }
         let existing: Option<(i16, String, i16)> = cases::table
@@ -933,6 +971,7 @@ fn arrival_transaction(
         let peer = format!("peer:{from}");
         let mut automatic = false;
         let mut answered = false;
+        let mut handed = None;
         match (kind, &request) {
             (MessageKind::Request, Some(r)) => {
                 automatic = r.policy == AnswerPolicy::Automatic;
@@ -953,10 +992,11 @@ fn arrival_transaction(
                 if let Some(p) = answer.filter(|p| automatic && p.case_id == case_id) {
                     // In its own savepoint: a failure leaves the request to
                     // the automatic answerer's pass.
-                    match store_answer(conn, p) {
-                        Ok(_) => {
+                    match store_answer_claimed(conn, p, claim) {
+                        Ok((_, due)) => {
                             answered = true;
                             automatic = false;
+                            handed = due;
                         }
                         Err(e) => {
                             tracing::warn!(%case_id, error = %e, "answer prepared on arrival not stored; left to the automatic answerer")
@@ -1011,6 +1051,7 @@ fn arrival_transaction(
             case_id: case_id.clone(),
             automatic,
             answered,
+            handed,
         })
     })
 }
@@ -1345,6 +1386,18 @@ fn seal_answer(
 /// can still be answered (another officer or instance may have answered it
 /// meanwhile). Returns the answer's message id.
 pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<String, ExchangeError> {
+    store_answer_claimed(conn, p, None).map(|(message_id, _)| message_id)
+}
+
+/// [`store_answer`], with the answer's outbox row claimed by `claim` when
+/// it is sent now and has no attachments; returns the message for the
+/// claiming worker too.
+pub fn store_answer_claimed(
+    conn: &mut DbConnection,
+    p: &PreparedAnswer,
+    claim: Option<&QueueClaim>,
+) -> Result<(String, Option<Due>), ExchangeError> {
+    let claim = claim.filter(|_| p.attachments.is_empty() && !p.two_person);
     let case_id = p.case_id.as_str();
     write_transaction(conn, |conn| {
         let case = case_facts(conn, case_id)?;
@@ -1356,6 +1409,7 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
         }
         let a = &p.answer;
         let message_id = a.draft.message_id.to_string();
+        let mut due = None;
         if p.two_person {
             insert_message(
                 conn,
@@ -1368,6 +1422,7 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
                 p.author,
                 p.now,
                 p.lifetime,
+                None,
             )?;
             diesel::update(cases::table.find(case_id))
                 .set((
@@ -1385,7 +1440,7 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
             )?;
         } else {
             store_attachments(conn, &p.attachments, p.author, p.now, p.lifetime)?;
-            insert_message(
+            let seq = insert_message(
                 conn,
                 &a.draft,
                 MessageKind::Answer,
@@ -1396,7 +1451,9 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
                 p.author,
                 p.now,
                 p.lifetime,
+                claim,
             )?;
+            due = claim.map(|_| handed(seq, a));
             CaseAnswered {
                 case: case_id,
                 state: p.state.to_i16(),
@@ -1413,7 +1470,7 @@ pub fn store_answer(conn: &mut DbConnection, p: &PreparedAnswer) -> Result<Strin
                 json!({"message_id": message_id, "outcome": p.outcome}),
             )?;
         }
-        Ok(message_id)
+        Ok((message_id, due))
     })
 }
 
@@ -1530,6 +1587,7 @@ pub fn approve(
             case.counterpart.as_str(),
             now,
             lifetime(settings),
+            None,
         )?;
         let (state, outcome) = state_for_outcome(&body);
         diesel::update(cases::table.find(case_id))

@@ -27,6 +27,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long a peer's worker with nothing to do waits for new messages before
+/// it ends (a message queued meanwhile takes one of its places).
+const LINGER: Duration = Duration::from_millis(500);
+
+/// How long a claim lasts (ms): it outlives one attempt by a margin; the
+/// claims of an instance that crashed mid-attempt lapse after that and
+/// another takes over.
+fn lease_ms(config: &Config) -> i64 {
+    let timeout = Duration::from_secs(config.federation.request_timeout_secs.max(1));
+    i64::try_from(timeout.as_millis()).unwrap_or(60_000) + 10_000
+}
+
 /// What one delivery attempt came to.
 enum Attempt {
     /// Delivered; the receipt bytes.
@@ -65,6 +77,7 @@ impl Delivery {
         metrics: Arc<crate::metrics::Metrics>,
         wake: Arc<OutboxWake>,
     ) -> Delivery {
+        wake.set_claimant(&instance, lease_ms(&config));
         Delivery {
             db,
             config,
@@ -133,31 +146,58 @@ impl Delivery {
     async fn work_peer(&self, peer: &str, worker: &PeerWorker) {
         use futures_util::{FutureExt as _, StreamExt as _};
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
-        // A claim outlives one attempt by a margin; the claims of an instance
-        // that crashed mid-attempt lapse after that and another takes over.
-        let lease = i64::try_from(timeout.as_millis()).unwrap_or(60_000) + 10_000;
+        let lease = lease_ms(&self.config);
         let limit = self.config.exchange.in_flight_per_peer.max(1);
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
         let mut came_back: Vec<(Due, Attempt)> = Vec::new();
+        // The last claim found no more due messages for the peer: until
+        // poked (a message queued without a place, or one due again after
+        // its back-off), new ones come as places (see `wake`).
+        let mut drained = false;
+        let go = |d: Due| async move {
+            let result = self.attempt(&d, timeout).await;
+            (d, result)
+        };
         loop {
-            let want = if in_flight.len() <= limit / 2 {
+            for d in worker.take_handed() {
+                in_flight.push(go(d));
+            }
+            let busy = in_flight.len() + worker.held();
+            let want = if busy <= limit / 2 && (!drained || worker.poked.load(Ordering::SeqCst)) {
                 worker.poked.store(false, Ordering::SeqCst);
-                limit - in_flight.len()
+                // Places are not offered while claiming: the room is the claim's.
+                worker.offer(0);
+                limit - busy
             } else {
                 0
             };
             if want > 0 || !came_back.is_empty() {
                 let outcomes = std::mem::take(&mut came_back);
-                for d in self.settle(peer, outcomes, want, lease).await {
-                    in_flight.push(async move {
-                        let result = self.attempt(&d, timeout).await;
-                        (d, result)
-                    });
+                let claimed = self.settle(peer, outcomes, want, lease).await;
+                if want > 0 {
+                    drained = claimed.len() < want;
+                }
+                for d in claimed {
+                    in_flight.push(go(d));
                 }
             }
+            if drained {
+                worker.offer(limit.saturating_sub(in_flight.len() + worker.held()));
+            }
             if in_flight.is_empty() {
+                if worker.held() == 0 && !worker.poked.load(Ordering::SeqCst) {
+                    // Idle: stay a moment, offering places, before retiring.
+                    let _ = tokio::time::timeout(LINGER, worker.wake.notified()).await;
+                    if worker.held() > 0 || worker.poked.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                }
                 if self.wake.retire(peer, worker) {
                     return;
+                }
+                if worker.held() > 0 && !worker.poked.load(Ordering::SeqCst) {
+                    // A place taken: wait for its message or its return.
+                    worker.wake.notified().await;
                 }
                 continue;
             }

@@ -339,6 +339,7 @@ pub async fn receive(
             receipt,
             automatic: false,
             answered: false,
+            handed: false,
         }),
         Ok(Err(refused)) => Err(refused),
         Err(e) => Err(("internal_error".to_owned(), e.to_string())),
@@ -348,13 +349,16 @@ pub async fn receive(
             receipt,
             automatic,
             answered,
+            handed,
         }) => {
             if automatic {
                 state.arrivals.notify_one();
             }
             if answered {
                 state.metrics.automatic_answers(1);
-                state.outbox.queued_for(peer.as_str());
+                if !handed {
+                    state.outbox.queued_for(peer.as_str());
+                }
             }
             let mut res = HttpResponse::Ok();
             res.content_type(RECEIPT_TYPE);
@@ -389,6 +393,8 @@ struct Recorded {
     /// The request was answered in the same transaction: its answer waits
     /// in the outbox to the sender.
     answered: bool,
+    /// That answer went straight to the delivery worker (no wake needed).
+    handed: bool,
 }
 
 /// Records an opened message with its signed receipt (and the answer
@@ -402,9 +408,17 @@ async fn record(
 ) -> Result<Recorded, (String, String)> {
     let routing = arrived.header().routing;
     let (from, message_id) = (routing.from, routing.message_id);
+    // An answer made on arrival goes back to the sender: straight to the
+    // delivery worker if it has a place (see `wake`).
+    let place = answer
+        .as_ref()
+        .and_then(|_| state.outbox.place_for(from.as_str(), now_ms()));
+    let claim = place.as_ref().map(|p| p.claim().clone());
     let outcome = state
         .db
-        .write(move |conn| store::record_arrival(conn, &arrived, answer.as_deref(), now))
+        .write(move |conn| {
+            store::record_arrival(conn, &arrived, answer.as_deref(), claim.as_ref(), now)
+        })
         .await;
     match outcome {
         Ok(o) => {
@@ -414,10 +428,20 @@ async fn record(
             } else {
                 tracing::info!(from = from.as_str(), id = %message_id, case = %o.case_id, "message received");
             }
+            // Handed over, the answer needs no wake; a place not used goes
+            // back when dropped.
+            let handed = match (place, o.handed) {
+                (Some(place), Some(due)) => {
+                    place.hand(due);
+                    true
+                }
+                _ => false,
+            };
             Ok(Recorded {
                 receipt: o.receipt,
                 automatic: o.automatic,
                 answered: o.answered,
+                handed,
             })
         }
         Err(e) => Err(refusal(e)),

@@ -114,11 +114,20 @@ pub async fn compose(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let case_id = state
+    // Straight to the peer's delivery worker if it has a place (see
+    // `federation::wake`); a place not used goes back when dropped.
+    let place = state.outbox_wake.place_for(peer.as_str(), store::now_ms());
+    let claim = place.as_ref().map(|p| p.claim().clone());
+    let (case_id, due) = state
         .db
-        .write(move |conn| store::store_request(conn, &prepared).map_err(ApiError::from))
+        .write(move |conn| {
+            store::store_request_claimed(conn, &prepared, claim.as_ref()).map_err(ApiError::from)
+        })
         .await?;
-    state.wake_outbox_for(peer);
+    match (place, due) {
+        (Some(place), Some(due)) => place.hand(due),
+        _ => state.wake_outbox_for(peer),
+    }
     Ok(HttpResponse::Created().json(serde_json::json!({ "case_id": case_id })))
 }
 

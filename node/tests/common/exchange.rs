@@ -78,7 +78,7 @@ pub fn record(
     prepared: &PreparedArrival,
     answer: Option<&PreparedAnswer>,
 ) -> Result<ArrivalOutcome, ExchangeError> {
-    record_arrival(conn, prepared, answer, 1_800_000_000)
+    record_arrival(conn, prepared, answer, None, 1_800_000_000)
 }
 
 #[derive(QueryableByName)]
