@@ -1,13 +1,15 @@
 //! The outbox as delivery workers read it, on SQLite and PostgreSQL: which
 //! peers have messages due, and claims that take each peer's oldest due
 //! messages in order, a batch at a time, skipping those another worker holds;
-//! and delivery outcomes, recorded only on a message still waiting for one.
+//! delivery outcomes, recorded only on a message still waiting for one; and a
+//! failed message retried, its case with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use diesel::prelude::*;
-use gsp_node::exchange::outbox::{claim, delivered, peers_due};
+use gsp_node::config::Config;
+use gsp_node::exchange::outbox::{claim, delivered, peers_due, retry_now};
 use gsp_node::for_each_backend;
 use gsp_node::storage::DbConnection;
 
@@ -226,5 +228,44 @@ for_each_backend! {
         };
         assert_eq!(audited("delivered"), 3);
         assert_eq!(audited("delivered after cancellation"), 1);
+    }
+    /// `gsp outbox retry` of a failed message puts its case back where it
+    /// was before the failure — a request's case queued (then delivered as
+    /// usual), an answer's case answered with its outcome — without the
+    /// failure's reason; a case not failed is left alone.
+    fn a_failed_message_retried_takes_its_case_back(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let settings = Config::default().exchange;
+        let later = NOW + 5_000;
+        // (request 0, answer 1; message failed 4; outbox failed 2; case
+        // failed 8, queued 1, answered in part 5)
+        case(&mut conn, "asked", 8);
+        sent(&mut conn, 1, "asked", 0, 4, 2);
+        case(&mut conn, "answered", 8);
+        sent(&mut conn, 2, "answered", 1, 4, 2);
+        case(&mut conn, "moved on", 1);
+        sent(&mut conn, 3, "moved on", 0, 4, 2);
+        diesel::sql_query("UPDATE cases SET failure = 'expired', outcome = 'partial'")
+            .execute(&mut conn)
+            .unwrap();
+
+        for seq in [1, 2, 3] {
+            assert!(retry_now(&mut conn, &settings, seq, later).unwrap());
+        }
+        let failure = |conn: &mut DbConnection, id: &str| -> i64 {
+            common::exchange::count(conn, &format!(
+                "SELECT COUNT(*) AS n FROM cases WHERE id = '{id}' AND failure IS NOT NULL"))
+        };
+        assert_eq!(case_state(&mut conn, "asked"), (1, later));
+        assert_eq!(failure(&mut conn, "asked"), 0);
+        assert_eq!(case_state(&mut conn, "answered"), (5, later));
+        assert_eq!(case_state(&mut conn, "moved on"), (1, NOW), "not failed: left alone");
+        let retried = row(&mut conn, 1);
+        assert_eq!((retried.state, retried.outbox_state, retried.claimed_until), (2, 0, None));
+
+        // Delivered now, the request's case is delivered as any other.
+        delivered(&mut conn, 1, b"receipt 1", later + 1).unwrap();
+        assert_eq!(case_state(&mut conn, "asked"), (2, later + 1));
     }
 }

@@ -587,6 +587,32 @@ pub fn retry_now(
                 diesel::update(messages::table.find(seq))
                     .set(messages::state.eq(MessageState::Queued.to_i16()))
                     .execute_direct(conn)?;
+                // The case failed with this message; it is on its way again:
+                // a request's case is queued, an answer's is answered again.
+                let (case_id, kind): (String, i16) = messages::table
+                    .find(seq)
+                    .select((messages::case_id, messages::kind))
+                    .first_direct(conn)?;
+                let outcome: Option<String> = cases::table
+                    .find(&case_id)
+                    .select(cases::outcome)
+                    .first_direct(conn)?;
+                let back_to = if kind == MessageKind::Answer.to_i16() {
+                    crate::exchange::store::answered_state(outcome.as_deref().unwrap_or("full"))
+                } else {
+                    CaseState::Queued
+                };
+                diesel::update(
+                    cases::table
+                        .find(&case_id)
+                        .filter(cases::state.eq(CaseState::Failed.to_i16())),
+                )
+                .set((
+                    cases::state.eq(back_to.to_i16()),
+                    cases::failure.eq(None::<String>),
+                    cases::updated_at.eq(now),
+                ))
+                .execute_direct(conn)?;
                 audit_for(conn, seq, now, "retry requested", json!({}))?;
                 Ok(true)
             }

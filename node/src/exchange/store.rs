@@ -1012,11 +1012,7 @@ fn arrival_transaction(
                     .and_then(Value::as_str)
                     .unwrap_or("full")
                     .to_owned();
-                let state = match outcome.as_str() {
-                    "partial" => CaseState::AnsweredPartial,
-                    "declined" => CaseState::Declined,
-                    _ => CaseState::AnsweredFull,
-                };
+                let state = answered_state(&outcome);
                 CaseAnswered {
                     case: &case_id,
                     state: state.to_i16(),
@@ -1170,12 +1166,17 @@ fn state_for_outcome(body: &Value) -> (CaseState, String) {
         .and_then(Value::as_str)
         .unwrap_or("full")
         .to_owned();
-    let state = match outcome.as_str() {
+    (answered_state(&outcome), outcome)
+}
+
+/// The state of a case answered with `outcome` (`full`, `partial` or
+/// `declined`; anything else counts as full).
+pub(crate) fn answered_state(outcome: &str) -> CaseState {
+    match outcome {
         "partial" => CaseState::AnsweredPartial,
         "declined" => CaseState::Declined,
         _ => CaseState::AnsweredFull,
-    };
-    (state, outcome)
+    }
 }
 
 /// An answer checked and (unless it waits for approval) sealed with its
