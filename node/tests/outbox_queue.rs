@@ -1,15 +1,16 @@
 //! The outbox as delivery workers read it, on SQLite and PostgreSQL: which
 //! peers have messages due, and claims that take each peer's oldest due
 //! messages in order, a batch at a time, skipping those another worker holds;
-//! delivery outcomes, recorded only on a message still waiting for one; and a
-//! failed message retried, its case with it.
+//! delivery outcomes, recorded only on a message still waiting for one; a
+//! failed message retried, its case with it; and a restarted instance
+//! releasing the claims its previous run left.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use diesel::prelude::*;
 use gsp_node::config::Config;
-use gsp_node::exchange::outbox::{claim, delivered, peers_due, retry_now};
+use gsp_node::exchange::outbox::{claim, delivered, peers_due, release_claims, retry_now};
 use gsp_node::for_each_backend;
 use gsp_node::storage::DbConnection;
 
@@ -159,6 +160,29 @@ for_each_backend! {
         let due_later = claim(&mut conn, "c", "PAK", NOW + 60_000, 30_000, 10).unwrap();
         assert_eq!(seqs(&due_later), [7]);
         assert!(claim(&mut conn, "a", "EU", NOW, 30_000, 10).unwrap().is_empty());
+    }
+    /// A restarted instance releases the claims its previous run held on
+    /// pending messages, and only those: they are claimed again at once,
+    /// while another instance's stay held until their lease runs out.
+    fn an_instance_releases_only_its_own_pending_claims(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        case(&mut conn, "case", 1);
+        for seq in 1..=4 {
+            queue(&mut conn, seq, "PAK", 0, NOW);
+        }
+        // "old" (the earlier run) holds 1 and 2, "other" holds 3.
+        assert_eq!(seqs(&claim(&mut conn, "old", "PAK", NOW, 60_000, 2).unwrap()), [1, 2]);
+        assert_eq!(seqs(&claim(&mut conn, "other", "PAK", NOW, 60_000, 1).unwrap()), [3]);
+        // 2 was delivered meanwhile: its row is no longer pending.
+        delivered(&mut conn, 2, b"receipt", NOW + 1).unwrap();
+
+        assert_eq!(release_claims(&mut conn, "old").unwrap(), 1);
+        assert_eq!(release_claims(&mut conn, "old").unwrap(), 0, "released once");
+        assert_eq!(row(&mut conn, 2).outbox_state, 1, "a delivered message is left as it is");
+        // Within the leases: 1 (released) and 4 (never claimed) are due, 3 is not.
+        let now = claim(&mut conn, "old", "PAK", NOW + 10, 60_000, 10).unwrap();
+        assert_eq!(seqs(&now), [1, 4]);
     }
     /// A delivery outcome marks the message delivered with the peer's
     /// receipt and ends its outbox claim; a request's case is delivered once

@@ -1,7 +1,7 @@
 //! The exchange under faults, end to end on SQLite and PostgreSQL: a
 //! receiving node down and back, a sender killed between commit and
-//! delivery, a receiver killed mid-request, two sender instances on one
-//! PostgreSQL database — the operator's `gsp outbox retry` and `cancel`, and
+//! delivery, a receiver killed mid-request, a sender killed with a delivery
+//! on its way, two sender instances on one PostgreSQL database — the operator's `gsp outbox retry` and `cancel`, and
 //! hostile envelopes, each refused with the SPEC's error code and nothing
 //! stored.
 
@@ -56,6 +56,54 @@ fn outbox(node: &Node) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A port that accepts TCP connections and never says a word, until dropped.
+struct Blackhole {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Blackhole {
+    fn on(port: u16) -> Blackhole {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, a) = (stop.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        held.push(stream);
+                        a.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Blackhole {
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 for_each_backend! {
     fn nothing_is_lost_and_nothing_is_applied_twice(backend: Backend) {
         let mut net = Net::new(backend, &["KEN", "PAK"], FAST_RETRIES);
@@ -102,6 +150,43 @@ for_each_backend! {
         assert_eq!(attachments, 1, "{theirs:#}");
         let requests = theirs["messages"].as_array().unwrap().iter().filter(|m| m["kind"] == "request").count();
         assert_eq!(requests, 1);
+    }
+
+    /// A sender killed while a delivery was on its way takes its claim back
+    /// when it starts again (it keeps its instance name in its data folder):
+    /// the message goes out at once, not when the claim's lease — here over
+    /// two minutes — runs out.
+    fn a_restarted_sender_takes_back_its_own_claims(backend: Backend) {
+        let mut net = Net::new(
+            backend,
+            &["KEN", "PAK"],
+            "request_timeout_secs = 120\n[exchange]\nretry_base_ms = 100\nretry_cap_secs = 1\n",
+        );
+        net.start_all();
+        // PAK's port accepts connections and never answers: KEN's attempt
+        // hangs with the message claimed.
+        net.node_mut("PAK").kill();
+        let hole = Blackhole::on(net.node("PAK").port);
+        let case = net.node("KEN").compose("PAK", "free-text", free_text("On its way at the crash"));
+        let lease_left = |node: &Node| -> i64 {
+            let now = UnixMillis::now().0 as i64;
+            outbox(node)
+                .iter()
+                .find(|r| r["case_id"] == case.as_str())
+                .and_then(|r| r["claimed_until"].as_i64())
+                .map_or(0, |until| until - now)
+        };
+        wait_until("a delivery on its way", 20, || {
+            hole.connections() > 0 && lease_left(net.node("KEN")) > 60_000
+        });
+        net.node_mut("KEN").kill();
+        drop(hole);
+        net.node_mut("PAK").start();
+        net.node_mut("KEN").start();
+        // The claim's lease has more than a minute to run: only its release
+        // at the start lets the message out within 40 s.
+        net.node("KEN").wait_case(&case, "delivered", 40);
+        assert_eq!(net.node("PAK").cases().iter().filter(|c| c["id"] == case.as_str()).count(), 1);
     }
 
     /// The operator's levers on the outbox, through `gsp outbox` beside a

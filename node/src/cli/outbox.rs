@@ -55,9 +55,22 @@ impl OutboxArgs {
                 if rows.is_empty() {
                     println!("the outbox is empty");
                 }
+                let now = now_ms();
                 for r in rows {
+                    // A pending message under a live claim may be on its way.
+                    let on_its_way = match (&r.state, &r.claimed_by, r.claimed_until) {
+                        (crate::exchange::model::OutboxState::Pending, Some(by), Some(until))
+                            if until > now =>
+                        {
+                            format!(
+                                "  on its way ({by}, claim until {})",
+                                crate::data::epcis::format_time(until, "+00:00")
+                            )
+                        }
+                        _ => String::new(),
+                    };
                     println!(
-                        "{:>8}  {:<4} {:<10} attempts {:<3} next {}  expires {}  case {}  {}",
+                        "{:>8}  {:<4} {:<10} attempts {:<3} next {}  expires {}  case {}  {}{on_its_way}",
                         r.seq,
                         r.peer,
                         r.state.as_str(),

@@ -6,7 +6,9 @@
 use super::Context;
 use crate::data::query::bulk::LookupCaches;
 use crate::exchange::auto;
+use crate::exchange::outbox;
 use crate::federation::delivery::Delivery;
+use crate::federation::instance::InstanceSlot;
 use crate::federation::server::{self as fed_server, FederationState};
 use crate::federation::{Federation, NodeIdentity, Peers, workers};
 use crate::web::{AppState, bind};
@@ -69,12 +71,9 @@ impl ServeArgs {
         };
         state.federation = federation.clone();
         let backend = state.db.backend();
-        let instance = format!(
-            "{}-{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "gsp".into()),
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        );
+        // Held (locked) until the process ends; see `federation::instance`.
+        let slot = instance_slot(ctx, &state.db)?;
+        let instance = slot.name().to_owned();
         actix_web::rt::System::new().block_on(async move {
             if let Some(r) = refresher {
                 actix_web::rt::spawn(r.run(refresh_every));
@@ -114,4 +113,27 @@ impl ServeArgs {
         })?;
         Ok(())
     }
+}
+
+/// This instance's name in the outbox's claims, kept in the data folder
+/// (`instance-N.id`) from one run to the next. When it is an earlier run's,
+/// the claims that run left on pending messages are released now: its
+/// attempts died with it, and the messages are due again at once instead of
+/// when their leases run out. A data folder that cannot hold the slot stops
+/// the start, naming the file.
+fn instance_slot(ctx: &Context, db: &crate::storage::Database) -> anyhow::Result<InstanceSlot> {
+    let slot = InstanceSlot::acquire(&ctx.data_dir).map_err(anyhow::Error::msg)?;
+    if slot.reused() {
+        let mut conn = db.conn()?;
+        let released = outbox::release_claims(&mut conn, slot.name())?;
+        if released > 0 {
+            tracing::info!(
+                instance = slot.name(),
+                count = released,
+                "released the outbox claims of this instance's previous run; those messages are due now"
+            );
+        }
+    }
+    tracing::info!(instance = slot.name(), file = %slot.path().display(), "outbox instance name");
+    Ok(slot)
 }

@@ -181,6 +181,24 @@ pub fn claim(
         .collect())
 }
 
+/// Releases the claims `instance` holds on pending messages, so they are
+/// due at once instead of when their lease runs out: called by a `gsp
+/// serve` that finds the instance name of an earlier run of its own (see
+/// `federation::instance`), whose attempts died with it. Returns how many.
+pub fn release_claims(conn: &mut DbConnection, instance: &str) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
+            .filter(outbox::claimed_by.eq(instance))
+            .filter(outbox::claimed_until.is_not_null()),
+    )
+    .set((
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claimed_until.eq(None::<i64>),
+    ))
+    .execute_direct(conn)
+}
+
 /// The SQLite claim as one statement of fixed text, which diesel keeps
 /// prepared (the text of a `sql_query` is prepared again at every call):
 /// marks up to `limit` due rows of `peer`, oldest first, as claimed by
@@ -484,6 +502,11 @@ pub struct OutboxEntry {
     pub expires_at: i64,
     /// Last error.
     pub last_error: Option<String>,
+    /// The `gsp serve` instance that last claimed the message for delivery.
+    pub claimed_by: Option<String>,
+    /// Until when that claim holds (Unix ms): while it does, a delivery of
+    /// the message may be on its way.
+    pub claimed_until: Option<i64>,
 }
 
 /// Outbox rows, newest first; `all` includes delivered ones.
@@ -500,6 +523,8 @@ pub fn list(conn: &mut DbConnection, all: bool, limit: i64) -> QueryResult<Vec<O
             outbox::next_attempt_at,
             outbox::expires_at,
             outbox::last_error,
+            outbox::claimed_by,
+            outbox::claimed_until,
         ))
         .into_boxed();
     if !all {
@@ -515,6 +540,8 @@ pub fn list(conn: &mut DbConnection, all: bool, limit: i64) -> QueryResult<Vec<O
         i64,
         i64,
         Option<String>,
+        Option<String>,
+        Option<i64>,
     );
     let rows: Vec<Row> = q
         .order(outbox::message_seq.desc())
@@ -533,6 +560,8 @@ pub fn list(conn: &mut DbConnection, all: bool, limit: i64) -> QueryResult<Vec<O
                 next_attempt_at,
                 expires_at,
                 last_error,
+                claimed_by,
+                claimed_until,
             )| OutboxEntry {
                 seq,
                 peer,
@@ -543,6 +572,8 @@ pub fn list(conn: &mut DbConnection, all: bool, limit: i64) -> QueryResult<Vec<O
                 next_attempt_at,
                 expires_at,
                 last_error,
+                claimed_by,
+                claimed_until,
             },
         )
         .collect())

@@ -7,6 +7,7 @@
 
 pub mod delivery;
 pub mod identity;
+pub mod instance;
 pub mod peers;
 pub mod sealer;
 pub mod server;
