@@ -17,6 +17,8 @@ pub struct Metrics {
     delivery_retries: AtomicU64,
     delivery_refused: AtomicU64,
     automatic_answers: AtomicU64,
+    taken_from_place: AtomicU64,
+    taken_from_outbox: AtomicU64,
 }
 
 /// Gauges read from elsewhere at scrape time.
@@ -57,6 +59,17 @@ impl Metrics {
             (false, false) => &self.delivery_retries,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages a delivery worker took for an attempt: `handed` came to it in
+    /// memory through a place (queued already claimed for it), `claimed` were
+    /// claimed from the outbox.
+    pub fn taken(&self, handed: usize, claimed: usize) {
+        let n = |c: usize| u64::try_from(c).unwrap_or(u64::MAX);
+        self.taken_from_place
+            .fetch_add(n(handed), Ordering::Relaxed);
+        self.taken_from_outbox
+            .fetch_add(n(claimed), Ordering::Relaxed);
     }
 
     /// Requests answered automatically.
@@ -121,6 +134,21 @@ impl Metrics {
                 (
                     "{result=\"refused\"}",
                     self.delivery_refused.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        counter(
+            &mut out,
+            "gsp_delivery_taken_total",
+            "Messages taken for a delivery attempt: handed to the peer's worker in memory through a place, or claimed from the outbox.",
+            &[
+                (
+                    "{from=\"place\"}",
+                    self.taken_from_place.load(Ordering::Relaxed),
+                ),
+                (
+                    "{from=\"outbox\"}",
+                    self.taken_from_outbox.load(Ordering::Relaxed),
                 ),
             ],
         );

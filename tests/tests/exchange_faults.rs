@@ -120,6 +120,20 @@ for_each_backend! {
         net.node("KEN").wait_case(&case, "delivered", 30);
         wait_until("PAK's metrics", 5, || metric(net.node("PAK"), "gsp_federation_received_total{result=\"accepted\"}") == 1);
         assert_eq!(metric(net.node("PAK"), "gsp_federation_received_total{result=\"duplicate\"}"), 0);
+        // Every attempt KEN made started from a message its worker took —
+        // through a place or from the outbox; the retries after a back-off
+        // (at least two here) all came from the outbox.
+        let ken = net.node("KEN");
+        let attempts: u64 = ["delivered", "retry", "refused"]
+            .iter()
+            .map(|r| metric(ken, &format!("gsp_delivery_attempts_total{{result=\"{r}\"}}")))
+            .sum();
+        let (place, from_outbox) = (
+            metric(ken, "gsp_delivery_taken_total{from=\"place\"}"),
+            metric(ken, "gsp_delivery_taken_total{from=\"outbox\"}"),
+        );
+        assert_eq!(place + from_outbox, attempts, "place {place}, outbox {from_outbox}");
+        assert!(from_outbox >= 2, "retries are claimed from the outbox: {from_outbox}");
 
         // 2. The sender is killed between commit and delivery: delivered after restart.
         net.node_mut("PAK").kill();

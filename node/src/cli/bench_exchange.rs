@@ -288,6 +288,7 @@ impl ExchangeBenchArgs {
             },
             self.latency_secs
         );
+        let taken_before = taken(&ken_api, &pak_api).await?;
         let t1 = crate::exchange::store::now_ms();
         let total = (half * self.latency_secs as f64) as usize;
         // Open loop with Poisson arrivals (exponential gaps, fixed seed):
@@ -316,6 +317,19 @@ impl ExchangeBenchArgs {
             "   {} verifications: p50 {} ms, p99 {} ms, max {} ms",
             lat.count, lat.p50, lat.p99, lat.max
         );
+        let taken_after = taken(&ken_api, &pak_api).await?;
+        let took: Vec<String> = ["KEN", "PAK"]
+            .iter()
+            .zip(taken_before.iter().zip(&taken_after))
+            .map(|(name, ((p0, o0), (p1, o1)))| {
+                format!(
+                    "{name} {} through places, {} from the outbox",
+                    p1.saturating_sub(*p0),
+                    o1.saturating_sub(*o0)
+                )
+            })
+            .collect();
+        println!("   messages the delivery workers took: {}", took.join("; "));
 
         if self.large > 0 {
             let n = self.large.min(codes.len());
@@ -432,6 +446,21 @@ fn set_node_settings(lab: &Lab, sync: SqliteSync, in_flight: usize) -> anyhow::R
         std::fs::write(&n.config, out.join("\n") + "\n")?;
     }
     Ok(())
+}
+
+/// Messages each node's delivery workers have taken so far, (through a
+/// place, from the outbox), KEN then PAK, from their `/metrics`.
+async fn taken(ken: &Api, pak: &Api) -> anyhow::Result<[(u64, u64); 2]> {
+    let mut out = [(0, 0); 2];
+    for (api, o) in [ken, pak].into_iter().zip(out.iter_mut()) {
+        *o = (
+            api.metric("gsp_delivery_taken_total{from=\"place\"}")
+                .await?,
+            api.metric("gsp_delivery_taken_total{from=\"outbox\"}")
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// Composes a uid-verification of `codes` to PAK; returns the case id.

@@ -527,6 +527,23 @@ impl Api {
         Ok(v)
     }
 
+    /// The value of one series of the node's `/metrics` (`name{labels}`);
+    /// 0 if the node has not counted any yet.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<u64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
     /// `POST path` with a JSON body, JSON answer; an HTTP error is an error.
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let r = self

@@ -159,7 +159,11 @@ impl Delivery {
             (d, result)
         };
         loop {
-            for d in worker.take_handed() {
+            let handed = worker.take_handed();
+            if !handed.is_empty() {
+                self.metrics.taken(handed.len(), 0);
+            }
+            for d in handed {
                 in_flight.push(go(d));
             }
             let busy = in_flight.len() + worker.held();
@@ -177,6 +181,7 @@ impl Delivery {
                 if want > 0 {
                     drained = claimed.len() < want;
                 }
+                self.metrics.taken(0, claimed.len());
                 for d in claimed {
                     in_flight.push(go(d));
                 }
