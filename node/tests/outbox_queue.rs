@@ -10,7 +10,9 @@ mod common;
 
 use diesel::prelude::*;
 use gsp_node::config::Config;
-use gsp_node::exchange::outbox::{claim, delivered, peers_due, release_claims, retry_now};
+use gsp_node::exchange::outbox::{
+    CANCELLED, cancel, claim, delivered, peers_due, release_claims, retry_case, retry_now,
+};
 use gsp_node::for_each_backend;
 use gsp_node::storage::DbConnection;
 
@@ -201,8 +203,13 @@ for_each_backend! {
         case(&mut conn, "asked", 1);
         sent(&mut conn, 1, "asked", 0, 2, 0);
         sent(&mut conn, 2, "asked", 2, 2, 0);
-        case(&mut conn, "withdrawn", 1);
+        case(&mut conn, "withdrawn", 8);
         sent(&mut conn, 3, "withdrawn", 0, 5, 3);
+        diesel::sql_query(format!(
+            "UPDATE cases SET failure = '{CANCELLED}' WHERE id = 'withdrawn'"
+        ))
+        .execute(&mut conn)
+        .unwrap();
         case(&mut conn, "answered", 4);
         sent(&mut conn, 4, "answered", 1, 2, 0);
         case(&mut conn, "expired", 8);
@@ -291,5 +298,75 @@ for_each_backend! {
         // Delivered now, the request's case is delivered as any other.
         delivered(&mut conn, 1, b"receipt 1", later + 1).unwrap();
         assert_eq!(case_state(&mut conn, "asked"), (2, later + 1));
+    }
+    /// `gsp outbox retry --case`: a request failed together with its
+    /// attachments is retried whole — every failed or pending message of the
+    /// case, in sending order, the case queued again; a delivered one, and
+    /// other cases, are left as they are.
+    fn a_case_is_retried_with_its_attachments(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let settings = Config::default().exchange;
+        let later = NOW + 5_000;
+        // (request 0, attachment 2; message failed 4, delivered 3,
+        // cancelled 5; outbox failed 2, delivered 1, cancelled 3; case failed 8)
+        case(&mut conn, "with files", 8);
+        sent(&mut conn, 10, "with files", 0, 4, 2);
+        sent(&mut conn, 12, "with files", 2, 4, 2);
+        sent(&mut conn, 11, "with files", 2, 3, 1);
+        case(&mut conn, "other", 8);
+        sent(&mut conn, 14, "other", 0, 4, 2);
+
+        assert_eq!(retry_case(&mut conn, &settings, "with files", later).unwrap(), [10, 12]);
+        for seq in [10, 12] {
+            let r = row(&mut conn, seq);
+            assert_eq!((r.state, r.outbox_state, r.claimed_until), (2, 0, None), "message {seq}");
+        }
+        assert_eq!(row(&mut conn, 11).outbox_state, 1, "delivered: left alone");
+        assert_eq!(row(&mut conn, 14).outbox_state, 2, "another case: left alone");
+        assert_eq!(case_state(&mut conn, "with files"), (1, later));
+        assert!(retry_case(&mut conn, &settings, "no such case", later).unwrap().is_empty());
+
+        // Delivered, all of them: the case is delivered.
+        delivered(&mut conn, 10, b"receipt 10", later + 1).unwrap();
+        assert_eq!(case_state(&mut conn, "with files").0, 1, "an attachment is still on its way");
+        delivered(&mut conn, 12, b"receipt 12", later + 2).unwrap();
+        assert_eq!(case_state(&mut conn, "with files"), (2, later + 2));
+    }
+    /// `gsp outbox cancel`: the case fails with the reason, as on expiry;
+    /// should a delivery already on its way be accepted after all, the case
+    /// is taken out of `failed` again — a request's delivered, an answer's
+    /// answered with its outcome.
+    fn a_cancelled_message_fails_its_case_until_delivered_after_all(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let later = NOW + 5_000;
+        // (request 0, answer 1; message queued 2; outbox pending 0; case
+        // queued 1, answered in part 5, failed 8, delivered 2)
+        case(&mut conn, "asked", 1);
+        sent(&mut conn, 1, "asked", 0, 2, 0);
+        case(&mut conn, "answered", 5);
+        sent(&mut conn, 2, "answered", 1, 2, 0);
+        diesel::sql_query("UPDATE cases SET outcome = 'partial' WHERE id = 'answered'")
+            .execute(&mut conn)
+            .unwrap();
+        let failure = |conn: &mut DbConnection, id: &str| -> i64 {
+            common::exchange::count(conn, &format!(
+                "SELECT COUNT(*) AS n FROM cases WHERE id = '{id}' AND failure = '{CANCELLED}'"))
+        };
+
+        for seq in [1, 2] {
+            assert!(cancel(&mut conn, seq, later).unwrap());
+            assert!(!cancel(&mut conn, seq, later).unwrap(), "cancelled once");
+        }
+        assert_eq!(case_state(&mut conn, "asked"), (8, later));
+        assert_eq!(case_state(&mut conn, "answered"), (8, later));
+        assert_eq!(failure(&mut conn, "asked"), 1);
+
+        delivered(&mut conn, 1, b"receipt 1", later + 1).unwrap();
+        delivered(&mut conn, 2, b"receipt 2", later + 1).unwrap();
+        assert_eq!(case_state(&mut conn, "asked"), (2, later + 1));
+        assert_eq!(case_state(&mut conn, "answered"), (5, later + 1));
+        assert_eq!(failure(&mut conn, "asked") + failure(&mut conn, "answered"), 0);
     }
 }

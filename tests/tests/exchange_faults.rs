@@ -204,9 +204,10 @@ for_each_backend! {
     }
 
     /// The operator's levers on the outbox, through `gsp outbox` beside a
-    /// running `gsp serve`: `retry` makes a message waiting out its back-off
-    /// due now; `cancel` gives up on one, which is then never sent; neither
-    /// touches a message in a state it does not apply to.
+    /// running `gsp serve`: `retry` makes a message (or a case's messages)
+    /// waiting out its back-off due now; `cancel` gives up on one, which is
+    /// then never sent and its case fails; neither touches a message in a
+    /// state it does not apply to.
     fn the_outbox_can_be_retried_now_and_cancelled(backend: Backend) {
         // A minute's back-off: only `gsp outbox retry` brings the message out early.
         let mut net = Net::new(
@@ -236,8 +237,9 @@ for_each_backend! {
         std::thread::sleep(Duration::from_secs(2));
         assert_eq!(net.node("KEN").case(&late)["state"], "queued", "still backing off");
         let seq = entry_of(net.node("KEN"), &late)["seq"].as_i64().unwrap().to_string();
-        let out = gsp_outbox(net.node("KEN"), &["retry", &seq]);
+        let out = gsp_outbox(net.node("KEN"), &["retry", "--case", &late]);
         assert!(out.status.success(), "{}", gsp_tests::stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("1 message(s) of case {late} due now: {seq}")));
         net.node("KEN").wait_case(&late, "delivered", 20);
         assert_eq!(entry_of(net.node("KEN"), &late)["state"], "delivered");
         // Delivered: neither lever applies any more.
@@ -252,9 +254,18 @@ for_each_backend! {
         let dropped = net.node("KEN").compose("PAK", "free-text", free_text("Given up on"));
         wait_until("a failed attempt", 20, || tried_once(net.node("KEN"), &dropped));
         let seq = entry_of(net.node("KEN"), &dropped)["seq"].as_i64().unwrap().to_string();
+        // Retried by its number: due now, tried again, and PAK still down.
+        let attempts = entry_of(net.node("KEN"), &dropped)["attempts"].as_u64().unwrap();
+        let out = gsp_outbox(net.node("KEN"), &["retry", &seq]);
+        assert!(out.status.success(), "{}", gsp_tests::stderr(&out));
+        wait_until("another attempt", 20, || {
+            entry_of(net.node("KEN"), &dropped)["attempts"].as_u64().unwrap() > attempts
+        });
         let out = gsp_outbox(net.node("KEN"), &["cancel", &seq]);
         assert!(out.status.success(), "{}", gsp_tests::stderr(&out));
         assert_eq!(entry_of(net.node("KEN"), &dropped)["state"], "cancelled");
+        let case = net.node("KEN").case(&dropped);
+        assert_eq!((&case["state"], &case["failure"]), (&json!("failed"), &json!("cancelled by the operator")));
         for lever in ["retry", "cancel"] {
             let out = gsp_outbox(net.node("KEN"), &[lever, &seq]);
             assert!(!out.status.success(), "{lever} of a cancelled message");
@@ -262,6 +273,10 @@ for_each_backend! {
         let out = gsp_outbox(net.node("KEN"), &["cancel", "999999"]);
         assert!(!out.status.success());
         assert!(gsp_tests::stderr(&out).contains("no undelivered message 999999"), "{}", gsp_tests::stderr(&out));
+        // A case's messages are retried together; a cancelled one is not.
+        let out = gsp_outbox(net.node("KEN"), &["retry", "--case", &dropped]);
+        assert!(!out.status.success());
+        assert!(gsp_tests::stderr(&out).contains(&format!("no pending or failed message of case {dropped}")), "{}", gsp_tests::stderr(&out));
         net.node_mut("PAK").start();
         // A message composed now reaches PAK; the cancelled one, queued
         // before it, still does not.

@@ -4,6 +4,7 @@
 use super::Context;
 use crate::exchange::outbox;
 use crate::exchange::store::now_ms;
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 /// Arguments of `gsp outbox`.
@@ -27,10 +28,16 @@ enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make a pending or failed message due now (a running `gsp serve` picks it up).
+    /// Make a pending or failed message due now (a running `gsp serve` picks
+    /// it up); with --case, every such message of a case (a request and its
+    /// attachments).
     Retry {
         /// The outbox row (first column of `gsp outbox list`).
-        seq: i64,
+        #[arg(required_unless_present = "case", conflicts_with = "case")]
+        seq: Option<i64>,
+        /// Retry every pending or failed message of this case instead.
+        #[arg(long, value_name = "CASE_ID")]
+        case: Option<String>,
     },
     /// Cancel a message that has not been delivered (one already on its way
     /// is recorded as delivered if the peer accepts it).
@@ -82,8 +89,23 @@ impl OutboxArgs {
                     );
                 }
             }
-            OutboxCommand::Retry { seq } => {
-                if outbox::retry_now(&mut conn, &ctx.config.exchange, *seq, now_ms())? {
+            OutboxCommand::Retry {
+                case: Some(case), ..
+            } => {
+                let seqs = outbox::retry_case(&mut conn, &ctx.config.exchange, case, now_ms())?;
+                if seqs.is_empty() {
+                    anyhow::bail!("no pending or failed message of case {case} in the outbox");
+                }
+                let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
+                println!(
+                    "{} message(s) of case {case} due now: {}",
+                    seqs.len(),
+                    list.join(", ")
+                );
+            }
+            OutboxCommand::Retry { seq, .. } => {
+                let seq = seq.context("give a message (SEQ) or --case")?;
+                if outbox::retry_now(&mut conn, &ctx.config.exchange, seq, now_ms())? {
                     println!("message {seq} is due now");
                 } else {
                     anyhow::bail!("no pending or failed message {seq} in the outbox");
@@ -92,7 +114,7 @@ impl OutboxArgs {
             OutboxCommand::Cancel { seq } => {
                 if outbox::cancel(&mut conn, *seq, now_ms())? {
                     println!(
-                        "message {seq} cancelled (if a delivery of it is on its way and the peer accepts it, it is recorded as delivered, with the receipt)"
+                        "message {seq} cancelled; its case is failed (if a delivery of it is on its way and the peer accepts it, it is recorded as delivered, with the receipt, and the case goes on)"
                     );
                 } else {
                     anyhow::bail!("no undelivered message {seq} in the outbox");

@@ -350,7 +350,18 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
                     at: now,
                 }
                 .execute_direct(conn)?;
+                if action != "delivered" {
+                    uncancel_case(conn, &case_id, CaseState::Delivered, now)?;
+                }
             }
+        } else if action != "delivered" {
+            let outcome: Option<String> = cases::table
+                .find(&case_id)
+                .select(cases::outcome)
+                .first_direct(conn)?;
+            let back_to =
+                crate::exchange::store::answered_state(outcome.as_deref().unwrap_or("full"));
+            uncancel_case(conn, &case_id, back_to, now)?;
         }
         audit_case(
             conn,
@@ -360,6 +371,32 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
             json!({"message_id": message_id}),
         )
     })
+}
+
+/// The failure of a case whose message the operator cancelled.
+pub const CANCELLED: &str = "cancelled by the operator";
+
+/// A case failed only because its message was cancelled, which the peer
+/// then accepted after all: moves to `to`, the failure cleared.
+fn uncancel_case(
+    conn: &mut DbConnection,
+    case_id: &str,
+    to: CaseState,
+    now: i64,
+) -> QueryResult<()> {
+    diesel::update(
+        cases::table
+            .find(case_id)
+            .filter(cases::state.eq(CaseState::Failed.to_i16()))
+            .filter(cases::failure.eq(CANCELLED)),
+    )
+    .set((
+        cases::state.eq(to.to_i16()),
+        cases::failure.eq(None::<String>),
+        cases::updated_at.eq(now),
+    ))
+    .execute_direct(conn)?;
+    Ok(())
 }
 
 /// The delay before attempt `attempts + 1`: base × 2^attempts, capped, with
@@ -652,9 +689,42 @@ pub fn retry_now(
     })
 }
 
-/// Cancels a message not yet delivered. Returns false if there is no such
-/// row or it was delivered already. A delivery already on its way is not
-/// recalled: if the peer accepts it, [`delivered`] records it all the same.
+/// Makes every pending or failed message of `case_id` due now, as
+/// [`retry_now`] does one (a request fails together with the attachments
+/// sent with it, and the operator retries the case, not each message).
+/// Returns the outbox rows made due, in sending order; none if the case has
+/// no such message.
+pub fn retry_case(
+    conn: &mut DbConnection,
+    settings: &ExchangeSettings,
+    case_id: &str,
+    now: i64,
+) -> QueryResult<Vec<i64>> {
+    write_transaction(conn, |conn| {
+        let seqs: Vec<i64> = outbox::table
+            .inner_join(messages::table)
+            .filter(messages::case_id.eq(case_id))
+            .filter(
+                outbox::state.eq_any([OutboxState::Pending.to_i16(), OutboxState::Failed.to_i16()]),
+            )
+            .select(outbox::message_seq)
+            .order(outbox::message_seq)
+            .load(conn)?;
+        let mut retried = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if retry_now(conn, settings, seq, now)? {
+                retried.push(seq);
+            }
+        }
+        Ok(retried)
+    })
+}
+
+/// Cancels a message not yet delivered; its case fails with the reason
+/// [`CANCELLED`]. Returns false if there is no such row or it was delivered
+/// already. A delivery already on its way is not recalled: if the peer
+/// accepts it, [`delivered`] records it all the same and takes the case out
+/// of `failed` again.
 pub fn cancel(conn: &mut DbConnection, seq: i64, now: i64) -> QueryResult<bool> {
     write_transaction(conn, |conn| {
         let changed = diesel::update(outbox::table.find(seq).filter(
@@ -671,7 +741,20 @@ pub fn cancel(conn: &mut DbConnection, seq: i64, now: i64) -> QueryResult<bool> 
         diesel::update(messages::table.find(seq))
             .set(messages::state.eq(MessageState::Cancelled.to_i16()))
             .execute_direct(conn)?;
-        audit_for(conn, seq, now, "cancelled by the operator", json!({}))?;
+        // The case cannot go through as it was sent: it fails, with the
+        // reason, as on expiry (it left `queued` or its answered state).
+        let case_id: String = messages::table
+            .find(seq)
+            .select(messages::case_id)
+            .first_direct(conn)?;
+        diesel::update(cases::table.find(&case_id))
+            .set((
+                cases::state.eq(CaseState::Failed.to_i16()),
+                cases::failure.eq(Some(CANCELLED)),
+                cases::updated_at.eq(now),
+            ))
+            .execute_direct(conn)?;
+        audit_case(conn, &case_id, now, CANCELLED, json!({}))?;
         Ok(true)
     })
 }
