@@ -72,8 +72,7 @@ impl ServeArgs {
         state.federation = federation.clone();
         let backend = state.db.backend();
         // Held (locked) until the process ends; see `federation::instance`.
-        let slot = instance_slot(ctx, &state.db)?;
-        let instance = slot.name().to_owned();
+        let (instance, _slot) = instance_name(ctx, &state.db)?;
         actix_web::rt::System::new().block_on(async move {
             if let Some(r) = refresher {
                 actix_web::rt::spawn(r.run(refresh_every));
@@ -116,13 +115,29 @@ impl ServeArgs {
 }
 
 /// This instance's name in the outbox's claims, kept in the data folder
-/// (`instance-N.id`) from one run to the next. When it is an earlier run's,
-/// the claims that run left on pending messages are released now: its
-/// attempts died with it, and the messages are due again at once instead of
-/// when their leases run out. A data folder that cannot hold the slot stops
-/// the start, naming the file.
-fn instance_slot(ctx: &Context, db: &crate::storage::Database) -> anyhow::Result<InstanceSlot> {
-    let slot = InstanceSlot::acquire(&ctx.data_dir).map_err(anyhow::Error::msg)?;
+/// (`instance-N.id`) from one run to the next, and the slot that holds it
+/// (keep it for as long as the process serves). When the name is an earlier
+/// run's, the claims that run left on pending messages are released now:
+/// its attempts died with it, and the messages are due again at once
+/// instead of when their leases run out. A data folder that cannot hold a
+/// slot (read-only, say) is named in a warning and the instance gets a name
+/// for this run only: its claims, should it crash, lapse with their leases.
+fn instance_name(
+    ctx: &Context,
+    db: &crate::storage::Database,
+) -> anyhow::Result<(String, Option<InstanceSlot>)> {
+    let slot = match InstanceSlot::acquire(&ctx.data_dir) {
+        Ok(slot) => slot,
+        Err(e) => {
+            let name = format!(
+                "{}-run-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            );
+            tracing::warn!(error = %e, instance = %name, "cannot keep this instance's name in the data folder; after a crash its outbox claims lapse with their leases");
+            return Ok((name, None));
+        }
+    };
     if slot.reused() {
         let mut conn = db.conn()?;
         let released = outbox::release_claims(&mut conn, slot.name())?;
@@ -135,5 +150,5 @@ fn instance_slot(ctx: &Context, db: &crate::storage::Database) -> anyhow::Result
         }
     }
     tracing::info!(instance = slot.name(), file = %slot.path().display(), "outbox instance name");
-    Ok(slot)
+    Ok((slot.name().to_owned(), Some(slot)))
 }

@@ -183,6 +183,14 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_file_that_cannot_be_opened_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("instance-0.id")).unwrap();
+        let err = InstanceSlot::acquire(dir.path()).unwrap_err();
+        assert!(err.contains("instance-0.id"), "{err}");
+    }
+
+    #[test]
     fn an_unusable_folder_is_named_in_the_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-folder");
