@@ -599,17 +599,11 @@ pub fn prepare_request(
 }
 
 /// Stores a prepared request: the case, its attachments and the request,
-/// queued for delivery, in one transaction. Returns the case id.
+/// queued for delivery, in one transaction — the request's outbox row
+/// claimed by `claim` (a place with the peer's worker) when it has no
+/// attachments. Returns the case id, and the message for the claiming
+/// worker if it was claimed.
 pub fn store_request(
-    conn: &mut DbConnection,
-    p: &PreparedRequest,
-) -> Result<String, ExchangeError> {
-    store_request_claimed(conn, p, None).map(|(case_id, _)| case_id)
-}
-
-/// [`store_request`], with the request's outbox row claimed by `claim` when
-/// it has no attachments; returns the message for the claiming worker too.
-pub fn store_request_claimed(
     conn: &mut DbConnection,
     p: &PreparedRequest,
     claim: Option<&QueueClaim>,

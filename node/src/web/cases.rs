@@ -121,7 +121,7 @@ pub async fn compose(
     let (case_id, due) = state
         .db
         .write(move |conn| {
-            store::store_request_claimed(conn, &prepared, claim.as_ref()).map_err(ApiError::from)
+            store::store_request(conn, &prepared, claim.as_ref()).map_err(ApiError::from)
         })
         .await?;
     match (place, due) {
