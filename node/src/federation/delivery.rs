@@ -200,8 +200,10 @@ impl Delivery {
                 if self.wake.retire(peer, worker) {
                     return;
                 }
-                if worker.held() > 0 && !worker.poked.load(Ordering::SeqCst) {
-                    // A place taken: wait for its message or its return.
+                if worker.held() > 0 {
+                    // A place taken: wait for its message or its return
+                    // (a poke kept by the refused retirement is answered
+                    // by the claim after it).
                     worker.wake.notified().await;
                 }
                 continue;

@@ -178,10 +178,13 @@ impl OutboxWake {
 
     /// Ends `peer`'s worker unless it was poked since it last looked or
     /// holds places taken or messages handed; under the same lock as the
-    /// pokes and the places, so no new work is missed.
+    /// pokes and the places, so no new work is missed. A poke is left for
+    /// the worker's next claim to answer: taken here, it would be lost — the
+    /// worker, its queue drained, claims only when poked, and the message
+    /// that poked it would wait for the delivery loop's next round.
     pub(super) fn retire(&self, peer: &str, worker: &PeerWorker) -> bool {
         let mut workers = self.lock();
-        if worker.poked.swap(false, Ordering::SeqCst) || worker.held() > 0 {
+        if worker.poked.load(Ordering::SeqCst) || worker.held() > 0 {
             return false;
         }
         worker.offer(0);
@@ -209,8 +212,14 @@ mod tests {
         wake.queued_for("PAK");
         assert!(worker.poked.load(Ordering::SeqCst));
         assert!(!wake.run.notified().now_or_never_ready());
-        // Poked since it last looked: it may not retire; then it may.
+        // Poked since it last looked: it may not retire, and the poke stays
+        // for its next claim (taken by a refused retirement, the message
+        // that poked it waited for the delivery loop's next round).
         assert!(!wake.retire("PAK", &worker));
+        assert!(worker.poked.load(Ordering::SeqCst), "the poke is kept");
+        assert!(!wake.retire("PAK", &worker));
+        // Its claim answers the poke; then it may retire.
+        worker.poked.store(false, Ordering::SeqCst);
         assert!(wake.retire("PAK", &worker));
         // Retired: the loop is woken again.
         wake.queued_for("PAK");
