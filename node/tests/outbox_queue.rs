@@ -336,7 +336,8 @@ for_each_backend! {
     /// `gsp outbox cancel`: the case fails with the reason, as on expiry;
     /// should a delivery already on its way be accepted after all, the case
     /// is taken out of `failed` again — a request's delivered, an answer's
-    /// answered with its outcome.
+    /// answered with its outcome. A request's undelivered attachments are
+    /// cancelled with it.
     fn a_cancelled_message_fails_its_case_until_delivered_after_all(backend: Backend) {
         let (_guard, db) = common::open(backend);
         let mut conn = db.conn().unwrap();
@@ -368,5 +369,23 @@ for_each_backend! {
         assert_eq!(case_state(&mut conn, "asked"), (2, later + 1));
         assert_eq!(case_state(&mut conn, "answered"), (5, later + 1));
         assert_eq!(failure(&mut conn, "asked") + failure(&mut conn, "answered"), 0);
+
+        // A request takes its undelivered attachments with it (they would
+        // reach the peer as a case without a request); one delivered
+        // already stays delivered. An attachment cancelled alone leaves the
+        // request on its way.
+        case(&mut conn, "with files", 1);
+        sent(&mut conn, 3, "with files", 0, 2, 0);
+        sent(&mut conn, 4, "with files", 2, 2, 0);
+        sent(&mut conn, 5, "with files", 2, 3, 1);
+        case(&mut conn, "one file", 1);
+        sent(&mut conn, 6, "one file", 0, 2, 0);
+        sent(&mut conn, 7, "one file", 2, 2, 0);
+        assert!(cancel(&mut conn, 3, later).unwrap());
+        assert_eq!((row(&mut conn, 4).state, row(&mut conn, 4).outbox_state), (5, 3));
+        assert_eq!((row(&mut conn, 5).state, row(&mut conn, 5).outbox_state), (3, 1));
+        assert!(cancel(&mut conn, 7, later).unwrap());
+        assert_eq!(row(&mut conn, 6).outbox_state, 0, "the request is still on its way");
+        assert_eq!(case_state(&mut conn, "one file"), (8, later));
     }
 }

@@ -689,6 +689,25 @@ pub fn retry_now(
     })
 }
 
+/// Marks one undelivered message cancelled, in the outbox and in the case;
+/// false if it is not undelivered.
+fn cancel_one(conn: &mut DbConnection, seq: i64) -> QueryResult<bool> {
+    let changed = diesel::update(outbox::table.find(seq).filter(
+        outbox::state.eq_any([OutboxState::Pending.to_i16(), OutboxState::Failed.to_i16()]),
+    ))
+    .set((
+        outbox::state.eq(OutboxState::Cancelled.to_i16()),
+        outbox::claimed_until.eq(None::<i64>),
+    ))
+    .execute_direct(conn)?;
+    if changed > 0 {
+        diesel::update(messages::table.find(seq))
+            .set(messages::state.eq(MessageState::Cancelled.to_i16()))
+            .execute_direct(conn)?;
+    }
+    Ok(changed > 0)
+}
+
 /// Makes every pending or failed message of `case_id` due now, as
 /// [`retry_now`] does one (a request fails together with the attachments
 /// sent with it, and the operator retries the case, not each message).
@@ -721,32 +740,36 @@ pub fn retry_case(
 }
 
 /// Cancels a message not yet delivered; its case fails with the reason
-/// [`CANCELLED`]. Returns false if there is no such row or it was delivered
-/// already. A delivery already on its way is not recalled: if the peer
-/// accepts it, [`delivered`] records it all the same and takes the case out
-/// of `failed` again.
+/// [`CANCELLED`]. A request or an answer takes with it the attachments sent
+/// with it (queued in the same write) that are not delivered yet: without
+/// it they would reach the peer as a case with no request. Returns false if
+/// there is no such row or it was delivered already. A delivery already on
+/// its way is not recalled: if the peer accepts it, [`delivered`] records it
+/// all the same and takes the case out of `failed` again.
 pub fn cancel(conn: &mut DbConnection, seq: i64, now: i64) -> QueryResult<bool> {
     write_transaction(conn, |conn| {
-        let changed = diesel::update(outbox::table.find(seq).filter(
-            outbox::state.eq_any([OutboxState::Pending.to_i16(), OutboxState::Failed.to_i16()]),
-        ))
-        .set((
-            outbox::state.eq(OutboxState::Cancelled.to_i16()),
-            outbox::claimed_until.eq(None::<i64>),
-        ))
-        .execute_direct(conn)?;
-        if changed == 0 {
+        if !cancel_one(conn, seq)? {
             return Ok(false);
         }
-        diesel::update(messages::table.find(seq))
-            .set(messages::state.eq(MessageState::Cancelled.to_i16()))
-            .execute_direct(conn)?;
+        let (case_id, kind, created_at): (String, i16, i64) = messages::table
+            .find(seq)
+            .select((messages::case_id, messages::kind, messages::created_at))
+            .first_direct(conn)?;
+        if kind != MessageKind::Attachment.to_i16() {
+            let attachments: Vec<i64> = outbox::table
+                .inner_join(messages::table)
+                .filter(messages::case_id.eq(&case_id))
+                .filter(messages::direction.eq(Direction::Out.to_i16()))
+                .filter(messages::kind.eq(MessageKind::Attachment.to_i16()))
+                .filter(messages::created_at.eq(created_at))
+                .select(outbox::message_seq)
+                .load(conn)?;
+            for a in attachments {
+                cancel_one(conn, a)?;
+            }
+        }
         // The case cannot go through as it was sent: it fails, with the
         // reason, as on expiry (it left `queued` or its answered state).
-        let case_id: String = messages::table
-            .find(seq)
-            .select(messages::case_id)
-            .first_direct(conn)?;
         diesel::update(cases::table.find(&case_id))
             .set((
                 cases::state.eq(CaseState::Failed.to_i16()),
