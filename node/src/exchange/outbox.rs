@@ -689,7 +689,7 @@ pub fn retry_now(
     })
 }
 
-/// Marks one undelivered message cancelled, in the outbox and in the case;
+/// Marks one undelivered message cancelled, its outbox row and its message;
 /// false if it is not undelivered.
 fn cancel_one(conn: &mut DbConnection, seq: i64) -> QueryResult<bool> {
     let changed = diesel::update(outbox::table.find(seq).filter(
