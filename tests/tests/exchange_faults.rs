@@ -193,6 +193,15 @@ for_each_backend! {
         wait_until("a delivery on its way", 20, || {
             hole.connections() > 0 && lease_left(net.node("KEN")) > 60_000
         });
+        // `gsp status` shows it on its way, by KEN's instance (its slot's name).
+        let name = std::fs::read_to_string(net.node("KEN").s().dir.path().join("instance-0.id")).unwrap();
+        let outbox_status = |node: &Node| -> Value {
+            let out = node.s().run(&["status", "--json"]);
+            serde_json::from_slice::<Value>(&out.stdout).expect("gsp status --json")["outbox"].clone()
+        };
+        let status = outbox_status(net.node("KEN"));
+        assert_eq!(status["pending"], 1, "{status}");
+        assert_eq!(status["on_its_way"][name.trim()], 1, "{status}");
         net.node_mut("KEN").kill();
         drop(hole);
         // PAK's slot file cannot be opened now: it starts all the same, with
@@ -206,6 +215,9 @@ for_each_backend! {
         // at the start lets the message out within 40 s.
         net.node("KEN").wait_case(&case, "delivered", 40);
         assert_eq!(net.node("PAK").cases().iter().filter(|c| c["id"] == case.as_str()).count(), 1);
+        let status = outbox_status(net.node("KEN"));
+        assert_eq!((&status["pending"], &status["failed"]), (&json!(0), &json!(0)), "{status}");
+        assert_eq!(status["on_its_way"], json!({}), "{status}");
     }
 
     /// The operator's levers on the outbox, through `gsp outbox` beside a
@@ -271,6 +283,11 @@ for_each_backend! {
         assert_eq!(entry_of(net.node("KEN"), &dropped)["state"], "cancelled");
         let case = net.node("KEN").case(&dropped);
         assert_eq!((&case["state"], &case["failure"]), (&json!("failed"), &json!("cancelled by the operator")));
+        let status = net.node("KEN").s().run(&["status", "--json"]);
+        let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(status["outbox"]["cancelled"], 1, "{status}");
+        let text = String::from_utf8_lossy(&net.node("KEN").s().run(&["status"]).stdout).into_owned();
+        assert!(text.contains("Outbox: 0 pending, 0 failed, 1 cancelled"), "{text}");
         for lever in ["retry", "cancel"] {
             let out = gsp_outbox(net.node("KEN"), &[lever, &seq]);
             assert!(!out.status.success(), "{lever} of a cancelled message");

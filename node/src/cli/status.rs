@@ -1,5 +1,6 @@
 //! `gsp status`: the node's health at a glance — directory copy (checkpoint,
-//! freshness, validity left, last refresh), open alarms and alarm counters.
+//! freshness, validity left, last refresh), the outbox (pending, on its way
+//! and by which instance, failed, cancelled), open alarms and alarm counters.
 //!
 //! Exit status: 0 when healthy; 2 when an alarm is open, or when `[directory]`
 //! is configured and the node has no valid copy (missing or expired); 1 on
@@ -49,6 +50,8 @@ impl StatusArgs {
         }
         let open = alarms::open(&mut conn)?;
         let counts = alarms::counts(&mut conn)?;
+        let outbox =
+            crate::exchange::outbox::summary(&mut conn, i64::try_from(now.0).unwrap_or(i64::MAX))?;
         let settings = &ctx.config.directory;
         let mut healthy = open.is_empty();
         let mut dir = serde_json::Value::Null;
@@ -136,6 +139,7 @@ impl StatusArgs {
                     "healthy": healthy,
                     "party": ctx.config.node.party,
                     "directory": dir,
+                    "outbox": outbox,
                     "alarms": open,
                     "alarm_counts": counts.iter().map(|(k, n)| (k.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
                 })
@@ -150,6 +154,22 @@ impl StatusArgs {
         for l in lines {
             println!("{l}");
         }
+        let on_its_way: Vec<String> = outbox
+            .on_its_way
+            .iter()
+            .map(|(by, n)| format!("{n} by {by}"))
+            .collect();
+        println!(
+            "Outbox: {} pending{}, {} failed, {} cancelled (see `gsp outbox list`)",
+            outbox.pending,
+            if on_its_way.is_empty() {
+                String::new()
+            } else {
+                format!(" (on their way: {})", on_its_way.join(", "))
+            },
+            outbox.failed,
+            outbox.cancelled
+        );
         if open.is_empty() {
             println!("Alarms: none open.");
         } else {

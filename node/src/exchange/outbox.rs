@@ -546,6 +546,49 @@ pub struct OutboxEntry {
     pub claimed_until: Option<i64>,
 }
 
+/// The outbox at a glance, for `gsp status`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct OutboxSummary {
+    /// Messages waiting for delivery.
+    pub pending: i64,
+    /// Of those, the ones under a live claim (a delivery may be on its
+    /// way), by the `gsp serve` instance holding it.
+    pub on_its_way: std::collections::BTreeMap<String, i64>,
+    /// Messages that could not be delivered (see `gsp outbox list`).
+    pub failed: i64,
+    /// Messages cancelled by the operator.
+    pub cancelled: i64,
+}
+
+/// Counts the undelivered messages by state, and the live claims by
+/// instance, at `now`.
+pub fn summary(conn: &mut DbConnection, now: i64) -> QueryResult<OutboxSummary> {
+    let by_state: Vec<(i16, i64)> = outbox::table
+        .filter(outbox::state.ne(OutboxState::Delivered.to_i16()))
+        .group_by(outbox::state)
+        .select((outbox::state, diesel::dsl::count_star()))
+        .load(conn)?;
+    let claims: Vec<(Option<String>, i64)> = outbox::table
+        .filter(outbox::state.eq(OutboxState::Pending.to_i16()))
+        .filter(outbox::claimed_until.gt(now))
+        .group_by(outbox::claimed_by)
+        .select((outbox::claimed_by, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut s = OutboxSummary::default();
+    for (state, n) in by_state {
+        match OutboxState::from_i16(state) {
+            Some(OutboxState::Pending) => s.pending = n,
+            Some(OutboxState::Failed) => s.failed = n,
+            Some(OutboxState::Cancelled) => s.cancelled = n,
+            Some(OutboxState::Delivered) | None => {}
+        }
+    }
+    for (by, n) in claims {
+        s.on_its_way.insert(by.unwrap_or_default(), n);
+    }
+    Ok(s)
+}
+
 /// Outbox rows, newest first; `all` includes delivered ones.
 pub fn list(conn: &mut DbConnection, all: bool, limit: i64) -> QueryResult<Vec<OutboxEntry>> {
     let mut q = outbox::table
