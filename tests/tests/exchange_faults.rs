@@ -42,6 +42,12 @@ fn metric(node: &Node, name_and_labels: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `outbox` part of a node's `gsp status --json`.
+fn outbox_status(node: &Node) -> Value {
+    let out = node.s().run(&["status", "--json"]);
+    serde_json::from_slice::<Value>(&out.stdout).expect("gsp status --json")["outbox"].clone()
+}
+
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -195,10 +201,6 @@ for_each_backend! {
         });
         // `gsp status` shows it on its way, by KEN's instance (its slot's name).
         let name = std::fs::read_to_string(net.node("KEN").s().dir.path().join("instance-0.id")).unwrap();
-        let outbox_status = |node: &Node| -> Value {
-            let out = node.s().run(&["status", "--json"]);
-            serde_json::from_slice::<Value>(&out.stdout).expect("gsp status --json")["outbox"].clone()
-        };
         let status = outbox_status(net.node("KEN"));
         assert_eq!(status["pending"], 1, "{status}");
         assert_eq!(status["on_its_way"][name.trim()], 1, "{status}");
@@ -283,9 +285,8 @@ for_each_backend! {
         assert_eq!(entry_of(net.node("KEN"), &dropped)["state"], "cancelled");
         let case = net.node("KEN").case(&dropped);
         assert_eq!((&case["state"], &case["failure"]), (&json!("failed"), &json!("cancelled by the operator")));
-        let status = net.node("KEN").s().run(&["status", "--json"]);
-        let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-        assert_eq!(status["outbox"]["cancelled"], 1, "{status}");
+        let status = outbox_status(net.node("KEN"));
+        assert_eq!(status["cancelled"], 1, "{status}");
         let text = String::from_utf8_lossy(&net.node("KEN").s().run(&["status"]).stdout).into_owned();
         assert!(text.contains("Outbox: 0 pending, 0 failed, 1 cancelled"), "{text}");
         for lever in ["retry", "cancel"] {

@@ -312,10 +312,10 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
             }
             .execute_direct(conn)
         };
-        let action = if settled_from(conn, OutboxState::Pending)? > 0 {
-            "delivered"
+        let after_cancellation = if settled_from(conn, OutboxState::Pending)? > 0 {
+            false
         } else if settled_from(conn, OutboxState::Cancelled)? > 0 {
-            "delivered after cancellation"
+            true
         } else {
             return Ok(());
         };
@@ -350,27 +350,38 @@ pub fn delivered(conn: &mut DbConnection, seq: i64, receipt: &[u8], now: i64) ->
                     at: now,
                 }
                 .execute_direct(conn)?;
-                if action != "delivered" {
+                if after_cancellation {
                     uncancel_case(conn, &case_id, CaseState::Delivered, now)?;
                 }
             }
-        } else if action != "delivered" {
-            let outcome: Option<String> = cases::table
-                .find(&case_id)
-                .select(cases::outcome)
-                .first_direct(conn)?;
-            let back_to =
-                crate::exchange::store::answered_state(outcome.as_deref().unwrap_or("full"));
+        } else if after_cancellation {
+            let back_to = answered_again(conn, &case_id)?;
             uncancel_case(conn, &case_id, back_to, now)?;
         }
         audit_case(
             conn,
             &case_id,
             now,
-            action,
+            if after_cancellation {
+                "delivered after cancellation"
+            } else {
+                "delivered"
+            },
             json!({"message_id": message_id}),
         )
     })
+}
+
+/// The state an answered case goes back to when its answer is on its way
+/// again (or was delivered after all): answered with its outcome.
+fn answered_again(conn: &mut DbConnection, case_id: &str) -> QueryResult<CaseState> {
+    let outcome: Option<String> = cases::table
+        .find(case_id)
+        .select(cases::outcome)
+        .first_direct(conn)?;
+    Ok(crate::exchange::store::answered_state(
+        outcome.as_deref().unwrap_or("full"),
+    ))
 }
 
 /// The failure of a case whose message the operator cancelled.
@@ -704,12 +715,8 @@ pub fn retry_now(
                     .find(seq)
                     .select((messages::case_id, messages::kind))
                     .first_direct(conn)?;
-                let outcome: Option<String> = cases::table
-                    .find(&case_id)
-                    .select(cases::outcome)
-                    .first_direct(conn)?;
                 let back_to = if kind == MessageKind::Answer.to_i16() {
-                    crate::exchange::store::answered_state(outcome.as_deref().unwrap_or("full"))
+                    answered_again(conn, &case_id)?
                 } else {
                     CaseState::Queued
                 };
