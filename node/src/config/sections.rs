@@ -40,8 +40,10 @@ settings! {
         /// resident memory (about 1 GB more during such a lookup).
         sqlite_mmap_mib: u32 = 0;
         /// SQLite only: milliseconds between WAL checkpoints run by a thread
-        /// of their own (0: SQLite checkpoints inside the commit that takes
-        /// the WAL past 1,000 pages, holding up the writes queued behind it).
+        /// of their own, which also has the writer let the log start over
+        /// once it passes 16 MiB (0: SQLite checkpoints inside the commit
+        /// that takes the WAL past 1,000 pages, holding up the writes queued
+        /// behind it).
         sqlite_checkpoint_ms: u32 = 200;
         /// SQLite only: milliseconds a writer waits for a lock before failing.
         sqlite_busy_timeout_ms: u32 = 10_000;

@@ -111,18 +111,21 @@ impl Database {
                 tracing::info!(applied, database = %url, "database schema migrated");
             }
         }
-        let checkpointer = match url.backend() {
-            Backend::Sqlite if settings.sqlite_checkpoint_ms > 0 => Some(std::sync::Arc::new(
+        let restart = (url.backend() == Backend::Sqlite && settings.sqlite_checkpoint_ms > 0)
+            .then(|| std::sync::Arc::new(checkpointer::RestartRequest::default()));
+        let checkpointer = match (url.backend(), &restart) {
+            (Backend::Sqlite, Some(restart)) => Some(std::sync::Arc::new(
                 checkpointer::Checkpointer::start(
                     &manager,
                     Duration::from_millis(settings.sqlite_checkpoint_ms.into()),
+                    restart.clone(),
                 )
                 .map_err(|message| StorageError::Connect {
                     url: url.redacted(),
                     message: format!("starting the checkpoint thread: {message}"),
                 })?,
             )),
-            Backend::Sqlite | Backend::Postgres => None,
+            _ => None,
         };
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
@@ -140,12 +143,12 @@ impl Database {
             })?;
         let writer = match url.backend() {
             Backend::Sqlite => Some(std::sync::Arc::new(
-                writer::Writer::start(pool.clone(), settings.sqlite_synchronous).map_err(|e| {
-                    StorageError::Connect {
+                writer::Writer::start(pool.clone(), settings.sqlite_synchronous, restart).map_err(
+                    |e| StorageError::Connect {
                         url: url.redacted(),
                         message: format!("starting the writer thread: {e}"),
-                    }
-                })?,
+                    },
+                )?,
             )),
             Backend::Postgres => None,
         };

@@ -16,10 +16,11 @@
 //! panics fails its whole batch (the connection's transaction state is not
 //! trusted after a panic) and the thread goes on with the next.
 
+use super::checkpointer::{self, RestartRequest};
 use super::{DbConnection, Manager, StorageError, tx, write_transaction};
 use crate::config::SqliteSync;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 /// What the writer thread calls after the batch's commit: `None` when it
 /// committed, otherwise why not.
@@ -44,11 +45,18 @@ impl Writer {
     /// Starts the writer thread, taking connections from `pool`; it ends when
     /// the last handle to the `Writer` is dropped.
     /// `sync` is the connections' configured `synchronous`.
-    pub(super) fn start(pool: r2d2::Pool<Manager>, sync: SqliteSync) -> std::io::Result<Writer> {
+    /// `restart`, when WAL checkpoints run on a thread of their own, carries
+    /// that thread's requests to finish a checkpoint between two batches (see
+    /// `checkpointer`).
+    pub(super) fn start(
+        pool: r2d2::Pool<Manager>,
+        sync: SqliteSync,
+        restart: Option<Arc<RestartRequest>>,
+    ) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("gsp-sqlite-writer".into())
-            .spawn(move || run(&pool, sync, rx))?;
+            .spawn(move || run(&pool, sync, restart.as_deref(), rx))?;
         Ok(Writer { jobs: tx })
     }
 
@@ -93,7 +101,12 @@ impl Writer {
 }
 
 /// The writer thread: batches until every sender is gone.
-fn run(pool: &r2d2::Pool<Manager>, sync: SqliteSync, rx: mpsc::Receiver<Job>) {
+fn run(
+    pool: &r2d2::Pool<Manager>,
+    sync: SqliteSync,
+    restart: Option<&RestartRequest>,
+    rx: mpsc::Receiver<Job>,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -122,6 +135,13 @@ fn run(pool: &r2d2::Pool<Manager>, sync: SqliteSync, rx: mpsc::Receiver<Job>) {
         // that is broken anyway, which the pool's health check then drops.
         if relax && let Err(e) = set_synchronous(&mut conn, sync) {
             tracing::error!(error = %e, "database writer: cannot restore synchronous");
+        }
+        // Between two batches nothing is appended to the WAL: a checkpoint
+        // here can copy every frame, and the next batch starts the log over.
+        if restart.is_some_and(RestartRequest::take)
+            && let Err(e) = checkpointer::passive(&mut conn)
+        {
+            tracing::warn!(error = %e, "database writer: WAL checkpoint failed; the log starts over later");
         }
     }
 }
