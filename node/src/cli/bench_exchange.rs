@@ -264,18 +264,11 @@ impl ExchangeBenchArgs {
             "   latency under full load: p50 {} ms, p99 {} ms",
             lat.p50, lat.p99
         );
-        let mut total = Duration::ZERO;
-        let mut parts = Vec::new();
-        for ((name, before), (_, after)) in cpu_before.iter().zip(&cpu_after) {
-            let used = after.saturating_sub(*before) / self.requests as u32;
-            total += used;
-            parts.push(format!("{name} {} µs", used.as_micros()));
-        }
+        let cpu = CpuUse::between(&cpu_before, &cpu_after, self.requests);
         println!(
-            "   CPU per verification (user + system, whole processes): {} µs = {}; the cryptography alone is {:.2} of it",
-            total.as_micros(),
-            parts.join(", "),
-            per_verification.as_secs_f64() / total.as_secs_f64().max(1e-9)
+            "   CPU per verification (user + system, whole processes): {}; the cryptography alone is {:.2} of it",
+            cpu.describe(),
+            per_verification.as_secs_f64() / cpu.total.as_secs_f64().max(1e-9)
         );
 
         let half = self.latency_rate.unwrap_or(rate / 2.0).max(1.0);
@@ -289,6 +282,7 @@ impl ExchangeBenchArgs {
             self.latency_secs
         );
         let taken_before = taken(&ken_api, &pak_api).await?;
+        let cpu_before = cpu_times(procs);
         let t1 = crate::exchange::store::now_ms();
         let total = (half * self.latency_secs as f64) as usize;
         // Open loop with Poisson arrivals (exponential gaps, fixed seed):
@@ -312,10 +306,20 @@ impl ExchangeBenchArgs {
             p.await??;
         }
         wait_answered(&ken_db, t1, total, Duration::from_secs(600)).await?;
+        let busy = started.elapsed();
+        let cpu = CpuUse::between(&cpu_before, &cpu_times(procs), total);
         let lat = latencies(&ken_db, t1).await?;
         println!(
             "   {} verifications: p50 {} ms, p99 {} ms, max {} ms",
             lat.count, lat.p50, lat.p99, lat.max
+        );
+        // At a lower rate fewer writes share a commit and fewer messages a
+        // wake-up, so a verification costs more CPU than at full load: this
+        // says how busy the two cores really were.
+        println!(
+            "   CPU per verification at this rate: {}; the two cores {:.0} % busy",
+            cpu.describe(),
+            100.0 * (cpu.total.as_secs_f64() * total as f64) / (2.0 * busy.as_secs_f64())
         );
         let taken_after = taken(&ken_api, &pak_api).await?;
         let took: Vec<String> = ["KEN", "PAK"]
@@ -407,6 +411,40 @@ fn cpu_times(procs: &[Proc]) -> Vec<(String, Duration)> {
         Proc::cpu_time("self").unwrap_or_default(),
     ));
     out
+}
+
+/// CPU time per verification between two [`cpu_times`] readings.
+struct CpuUse {
+    /// All processes together.
+    total: Duration,
+    /// Each process's share, named.
+    parts: Vec<(String, Duration)>,
+}
+
+impl CpuUse {
+    /// The CPU each process used from `before` to `after`, divided by `n`.
+    fn between(before: &[(String, Duration)], after: &[(String, Duration)], n: usize) -> CpuUse {
+        let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        let parts: Vec<(String, Duration)> = before
+            .iter()
+            .zip(after)
+            .map(|((name, b), (_, a))| (name.clone(), a.saturating_sub(*b) / n))
+            .collect();
+        CpuUse {
+            total: parts.iter().map(|(_, d)| *d).sum(),
+            parts,
+        }
+    }
+
+    /// "1512 µs = KEN node 764 µs, PAK node 680 µs, load generator 68 µs".
+    fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|(name, d)| format!("{name} {} µs", d.as_micros()))
+            .collect();
+        format!("{} µs = {}", self.total.as_micros(), parts.join(", "))
+    }
 }
 
 /// Samples the resident memory of `pids` every 20 ms while `on`; returns the
