@@ -113,8 +113,8 @@ impl Database {
         }
         let restart = (url.backend() == Backend::Sqlite && settings.sqlite_checkpoint_ms > 0)
             .then(|| std::sync::Arc::new(checkpointer::RestartRequest::default()));
-        let checkpointer = match (url.backend(), &restart) {
-            (Backend::Sqlite, Some(restart)) => Some(std::sync::Arc::new(
+        let checkpointer = match &restart {
+            Some(restart) => Some(std::sync::Arc::new(
                 checkpointer::Checkpointer::start(
                     &manager,
                     Duration::from_millis(settings.sqlite_checkpoint_ms.into()),
@@ -125,7 +125,7 @@ impl Database {
                     message: format!("starting the checkpoint thread: {message}"),
                 })?,
             )),
-            _ => None,
+            None => None,
         };
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
