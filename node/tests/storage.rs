@@ -7,7 +7,7 @@ mod common;
 
 use diesel::prelude::*;
 use gsp_node::for_each_backend;
-use gsp_node::storage::{Backend, Database, DbConnection, migrations};
+use gsp_node::storage::{Backend, Database, DbConnection, StorageSize, migrations};
 use std::collections::BTreeMap;
 
 /// (column, diesel type, nullable).
@@ -139,6 +139,43 @@ for_each_backend! {
                 assert_eq!(*nullable, col.nullable, "{table}.{name}: nullability");
             }
         }
+    }
+
+    fn the_size_on_disk_counts_what_was_written(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let before = db.size_on_disk().unwrap();
+        match (&before, backend) {
+            (StorageSize::Sqlite { database, .. }, Backend::Sqlite) => assert!(*database > 0, "{before:?}"),
+            (StorageSize::Postgres { database }, Backend::Postgres) => assert!(*database > 0, "{before:?}"),
+            _ => panic!("{before:?} on {backend}"),
+        }
+        // 4 MiB of rows (random, so neither backend can compress them).
+        let mut conn = db.conn().unwrap();
+        diesel::sql_query("CREATE TABLE size_test (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            .execute(&mut conn)
+            .unwrap();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for id in 0..1024 {
+            let v: String = (0..4096)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'a' + (x % 26) as u8)
+                })
+                .collect();
+            diesel::sql_query(format!("INSERT INTO size_test (id, v) VALUES ({id}, '{v}')"))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        let after = db.size_on_disk().unwrap();
+        assert!(after.total() >= before.total() + 4 * 1024 * 1024, "{before:?} -> {after:?}");
+        if let StorageSize::Sqlite { wal, shm, .. } = after {
+            // Not checkpointed yet: the rows are in the log.
+            assert!(wal > 0 && shm > 0, "{after:?}");
+        }
+        let shown = after.to_string();
+        assert!(shown.starts_with(&backend.to_string()), "{shown}");
     }
 
     fn opening_twice_applies_nothing_new(backend: Backend) {

@@ -1,6 +1,7 @@
 //! `gsp status`: the node's health at a glance — directory copy (checkpoint,
 //! freshness, validity left, last refresh), the outbox (pending, on its way
-//! and by which instance, failed, cancelled), open alarms and alarm counters.
+//! and by which instance, failed, cancelled), the database's size on disk
+//! (SQLite: file, WAL, index, free pages), open alarms and alarm counters.
 //!
 //! Exit status: 0 when healthy; 2 when an alarm is open, or when `[directory]`
 //! is configured and the node has no valid copy (missing or expired); 1 on
@@ -52,6 +53,7 @@ impl StatusArgs {
         let counts = alarms::counts(&mut conn)?;
         let outbox =
             crate::exchange::outbox::summary(&mut conn, i64::try_from(now.0).unwrap_or(i64::MAX))?;
+        let size = db.size_on_disk()?;
         let settings = &ctx.config.directory;
         let mut healthy = open.is_empty();
         let mut dir = serde_json::Value::Null;
@@ -140,6 +142,7 @@ impl StatusArgs {
                     "party": ctx.config.node.party,
                     "directory": dir,
                     "outbox": outbox,
+                    "storage": size,
                     "alarms": open,
                     "alarm_counts": counts.iter().map(|(k, n)| (k.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
                 })
@@ -170,6 +173,7 @@ impl StatusArgs {
             outbox.failed,
             outbox.cancelled
         );
+        println!("Storage: {size}");
         if open.is_empty() {
             println!("Alarms: none open.");
         } else {

@@ -14,6 +14,7 @@ mod connection;
 mod direct;
 pub mod migrations;
 pub mod schema;
+mod size;
 pub mod testing;
 mod tx;
 mod url;
@@ -21,6 +22,7 @@ mod writer;
 
 pub use connection::{DbConnection, Manager};
 pub use direct::Direct;
+pub use size::{StorageSize, bytes};
 pub use tx::write_transaction;
 pub use url::DatabaseUrl;
 
