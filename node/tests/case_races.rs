@@ -4,6 +4,8 @@
 //!   (on PostgreSQL the second arrival's insert of the case waits for the
 //!   first to commit and then fails on the key; the arrival must try again
 //!   rather than refuse the message);
+//! - attachments whose request never came are deleted with their placeholder
+//!   case once the request can no longer be accepted, and only then;
 //! - two answers prepared (checked and sealed) at the same time for one
 //!   request: the first stored is sent, the second is refused when stored.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,6 +16,7 @@ use common::exchange::{NamingSealer, arrive, attachment, count, message};
 use gsp_federation::{Part, TemplateRef};
 use gsp_node::auth::{Role, User};
 use gsp_node::config::Config;
+use gsp_node::exchange::orphans::{ORPHAN_AGE_MS, any_expired, discard_expired};
 use gsp_node::exchange::store::{ExchangeError, prepare_answer, store_answer};
 use gsp_node::for_each_backend;
 use gsp_node::storage::{DbConnection, write_transaction};
@@ -65,6 +68,49 @@ for_each_backend! {
         assert!(again.duplicate);
         assert_eq!(again.receipt, first_outcome.receipt);
         assert_eq!(in_case(&mut conn, "messages"), 2);
+    }
+
+    fn attachments_whose_request_never_came_are_discarded_after_the_message_lifetime(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        // `arrive` records at this instant (Unix ms).
+        let arrived_at = 1_800_000_000;
+        let orphan = Uuid::now_v7();
+        arrive(&mut conn, attachment(orphan, b"photo one")).unwrap();
+        arrive(&mut conn, attachment(orphan, b"photo two!")).unwrap();
+        // A case whose request did come after its attachment is kept.
+        let complete = Uuid::now_v7();
+        arrive(&mut conn, attachment(complete, b"photo three")).unwrap();
+        let template = TemplateRef { name: "free-text".into(), version: 1, part: Part::Request };
+        let request = json!({"category": "question", "subject": "Seizure", "text": "See the photo."});
+        arrive(&mut conn, message(complete, Some(template), "application/json", request.to_string().as_bytes())).unwrap();
+        let rows = |conn: &mut DbConnection, case: Uuid| {
+            ["cases", "messages", "audit"].map(|table| {
+                count(conn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE {} = '{case}'",
+                    if table == "cases" { "id" } else { "case_id" }))
+            })
+        };
+        assert_eq!(rows(&mut conn, orphan)[..2], [1, 2]);
+        let complete_rows = rows(&mut conn, complete);
+        assert_eq!(complete_rows[..2], [1, 2]);
+
+        // Within the lifetime the request may still come: nothing goes.
+        assert!(!any_expired(&mut conn, arrived_at + ORPHAN_AGE_MS).unwrap());
+        assert!(any_expired(&mut conn, arrived_at + ORPHAN_AGE_MS + 1).unwrap());
+        let early = write_transaction(&mut conn, |c| discard_expired(c, arrived_at + ORPHAN_AGE_MS)).unwrap();
+        assert!(early.is_empty(), "{early:?}");
+        assert_eq!(rows(&mut conn, orphan)[..2], [1, 2]);
+
+        let gone = write_transaction(&mut conn, |c| discard_expired(c, arrived_at + ORPHAN_AGE_MS + 1)).unwrap();
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        assert_eq!((gone[0].case_id.as_str(), gone[0].from.as_str()), (orphan.to_string().as_str(), "KEN"));
+        assert_eq!((gone[0].attachments, gone[0].bytes, gone[0].arrived_at), (2, 19, arrived_at));
+        assert_eq!(rows(&mut conn, orphan), [0, 0, 0]);
+        assert_eq!(rows(&mut conn, complete), complete_rows);
+        // Nothing left to discard.
+        assert!(!any_expired(&mut conn, arrived_at + 2 * ORPHAN_AGE_MS).unwrap());
+        let again = write_transaction(&mut conn, |c| discard_expired(c, arrived_at + 2 * ORPHAN_AGE_MS)).unwrap();
+        assert!(again.is_empty(), "{again:?}");
     }
 
     fn of_two_answers_prepared_together_only_the_first_stored_is_sent(backend: Backend) {

@@ -106,6 +106,7 @@ impl ServeArgs {
                 }
                 let delivery = Delivery::new(db.clone(), config.clone(), fed.clone(), instance, metrics.clone(), outbox_wake.clone());
                 actix_web::rt::spawn(delivery.run());
+                actix_web::rt::spawn(workers::housekeeping(db.clone()));
                 actix_web::rt::spawn(workers::automatic_answers(db, config.clone(), fed, arrivals, outbox_wake, metrics));
             }
             futures_util::future::try_join_all(servers).await.map(|_| ())

@@ -11,5 +11,6 @@ pub mod auto;
 pub mod export;
 pub mod kept;
 pub mod model;
+pub mod orphans;
 pub mod outbox;
 pub mod store;

@@ -1,10 +1,11 @@
 //! The background work of a running node besides serving HTTP: answering
 //! the requests under the automatic policy that were not answered as they
-//! arrived (large ones, codes in an attachment, after a crash).
+//! arrived (large ones, codes in an attachment, after a crash), and
+//! discarding attachments whose request can no longer arrive.
 
 use super::Federation;
 use crate::config::Config;
-use crate::exchange::auto;
+use crate::exchange::{auto, orphans};
 use crate::storage::Database;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,5 +73,47 @@ pub async fn automatic_answers(
             }
             Err(e) => tracing::error!(error = %e, "automatic answers failed"),
         }
+    }
+}
+
+/// How often [`housekeeping`] looks for expired placeholders.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Once at start and then every hour: deletes the placeholder cases whose
+/// attachments' request can no longer arrive ([`orphans`]), logging each.
+pub async fn housekeeping(db: Database) {
+    loop {
+        let now = crate::exchange::store::now_ms();
+        let due = db
+            .run(move |conn| {
+                orphans::any_expired(conn, now).map_err(crate::storage::StorageError::from)
+            })
+            .await;
+        let discarded = match due {
+            Ok(true) => {
+                db.write(move |conn| {
+                    orphans::discard_expired(conn, now).map_err(crate::storage::StorageError::from)
+                })
+                .await
+            }
+            Ok(false) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        match discarded {
+            Ok(discarded) => {
+                for d in discarded {
+                    tracing::warn!(
+                        case_id = %d.case_id,
+                        from = %d.from,
+                        attachments = d.attachments,
+                        bytes = d.bytes,
+                        arrived_at = d.arrived_at,
+                        "attachments discarded: their request did not arrive within the message lifetime"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "discarding expired attachments failed"),
+        }
+        tokio::time::sleep(HOUSEKEEPING_EVERY).await;
     }
 }
