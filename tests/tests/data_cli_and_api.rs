@@ -175,6 +175,40 @@ for_each_backend! {
         }
     }
 
+    fn metrics_ask_for_the_configured_token(backend: Backend) {
+        let site = Site::new(backend);
+        let out = site.run(&["config", "metrics-token"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let printed = stdout(&out);
+        let token = printed.lines().find_map(|l| l.split_once("keep it secret): ")).map(|(_, t)| t.trim().to_owned()).expect("a token line");
+        let line = printed.lines().find(|l| l.starts_with("metrics_token_sha256 = ")).expect("a config line");
+        std::fs::write(site.dir.path().join("gsp.toml"), format!("[api]\n{line}\n")).unwrap();
+        let server = site.serve();
+        let get = |bearer: Option<&str>| {
+            let mut r = gsp_tests::http().get(format!("{}/metrics", server.base));
+            if let Some(t) = bearer {
+                r = r.bearer_auth(t);
+            }
+            r.send().unwrap()
+        };
+        for wrong in [None, Some(""), Some("not-the-token"), Some(&token[1..])] {
+            let r = get(wrong);
+            assert_eq!(r.status(), 401, "{wrong:?}");
+            let e: Value = r.json().unwrap();
+            assert_eq!(e["error"]["code"], "unauthorized");
+        }
+        let r = get(Some(&token));
+        assert_eq!(r.status(), 200);
+        assert!(r.text().unwrap().contains("gsp_outbox_pending"));
+        server.kill();
+
+        // A digest that is not one is refused when the node starts, naming the key.
+        std::fs::write(site.dir.path().join("gsp.toml"), "[api]\nmetrics_token_sha256 = \"abc\"\n").unwrap();
+        let out = site.run(&["status"]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("api.metrics_token_sha256"), "{}", stderr(&out));
+    }
+
     fn json_logs_on_request(backend: Backend) {
         let site = Site::new(backend);
         let out = site.gsp().args(["--log-format", "json", "trace", "KEN1X"]).env("RUST_LOG", "debug").output().unwrap();

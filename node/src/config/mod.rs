@@ -225,6 +225,14 @@ impl Config {
                 message: "must be at least 1024".into(),
             });
         }
+        if let Some(h) = &self.api.metrics_token_sha256
+            && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.metrics_token_sha256",
+                message: "must be 64 hex digits (the SHA-256 of the token)".into(),
+            });
+        }
         if self.federation.clock_skew_secs > 3600 {
             return Err(ConfigError::Invalid {
                 key: "federation.clock_skew_secs",

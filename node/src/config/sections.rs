@@ -64,6 +64,10 @@ settings! {
         /// More let more slow reads wait at once (PostgreSQL far away); more
         /// than needed only compete for the same cores.
         blocking_threads: usize = 8;
+        /// SHA-256 (64 hex digits) of the bearer token `/metrics` asks for
+        /// (`gsp config metrics-token` makes a token and prints this line).
+        /// Unset: `/metrics` answers anyone who can reach the listener.
+        metrics_token_sha256: Option<String> = None, example = "\"6b51d431df5d7f141cbececcf79edf3dd861c3b4069f0b11661a3eefacbba918\"";
     }
 }
 

@@ -1,5 +1,8 @@
 //! `GET /metrics`: Prometheus text exposition of the node's counters and
-//! gauges (no authentication: content-free numbers, on the local listener).
+//! gauges — content-free numbers, on the local listener. With `[api]
+//! metrics_token_sha256` set, only a request bearing that token
+//! (`Authorization: Bearer …`) gets them; the token's digest is compared in
+//! constant time.
 
 use super::AppState;
 use super::error::ApiError;
@@ -7,12 +10,42 @@ use crate::exchange::model::OutboxState;
 use crate::metrics::Gauges;
 use crate::storage::StorageError;
 use crate::storage::schema::outbox;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use diesel::prelude::*;
+use subtle::ConstantTimeEq as _;
+
+/// Whether `req` may read the metrics: always when no token is configured;
+/// else when it bears a token whose SHA-256 is `want` (64 hex digits).
+fn allowed(req: &HttpRequest, want: Option<&str>) -> bool {
+    let Some(want) = want else { return true };
+    let mut expected = [0u8; 32];
+    if hex::decode_to_slice(want, &mut expected).is_err() {
+        // Config validation refuses such a value; fail closed regardless.
+        return false;
+    }
+    let Some(token) = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let got = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
+    bool::from(got.as_ref().ct_eq(&expected))
+}
 
 /// The metrics.
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !allowed(&req, state.config.api.metrics_token_sha256.as_deref()) {
+        return Err(ApiError::Unauthorized(
+            "/metrics needs the bearer token configured in [api] metrics_token_sha256".into(),
+        ));
+    }
     let (pending, failed, alarms) = state
         .db
         .run(|conn| -> Result<(i64, i64, i64), StorageError> {
