@@ -10,7 +10,7 @@
 //!
 //! A request's `created` is never later than its attachments' (SPEC §10) and
 //! a receiver accepts nothing later than `expires + skew`, at most 30 days
-//! and 1 hour after `created` (§6, §7.1). So once [`ORPHAN_AGE`] has passed
+//! and 1 hour after `created` (§6, §7.1). So once [`ORPHAN_AGE_MS`] has passed
 //! since a placeholder's first attachment arrived, its request can no
 //! longer be accepted, and the placeholder is deleted with its attachments
 //! and its history; each deletion is logged with the sender and the number
@@ -42,14 +42,23 @@ pub struct Discarded {
 
 type Backend = <DbConnection as diesel::Connection>::Backend;
 
+/// Whether a case is a placeholder made more than [`ORPHAN_AGE_MS`] before
+/// `now`.
+fn expired_placeholder(
+    now: i64,
+) -> Box<dyn BoxableExpression<cases::table, Backend, SqlType = diesel::sql_types::Bool>> {
+    Box::new(
+        cases::role
+            .eq(CaseRole::Responder.to_i16())
+            .and(cases::state.eq(CaseState::Draft.to_i16()))
+            .and(cases::template.eq(""))
+            .and(cases::created_at.lt(now.saturating_sub(ORPHAN_AGE_MS))),
+    )
+}
+
 /// The placeholder cases made more than [`ORPHAN_AGE_MS`] before `now`.
 fn expired_placeholders(now: i64) -> cases::BoxedQuery<'static, Backend> {
-    cases::table
-        .filter(cases::role.eq(CaseRole::Responder.to_i16()))
-        .filter(cases::state.eq(CaseState::Draft.to_i16()))
-        .filter(cases::template.eq(""))
-        .filter(cases::created_at.lt(now.saturating_sub(ORPHAN_AGE_MS)))
-        .into_boxed()
+    cases::table.filter(expired_placeholder(now)).into_boxed()
 }
 
 /// Whether any placeholder is due for [`discard_expired`]: a read, so that
@@ -72,6 +81,22 @@ pub fn discard_expired(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<Dis
         .load(conn)?;
     let mut discarded = Vec::with_capacity(placeholders.len());
     for (case_id, from, arrived_at) in placeholders {
+        // Take the case's row lock, checking again that it is still a
+        // placeholder: on PostgreSQL a request for it (from a sender that
+        // broke the `created` rule) may have completed it since the read
+        // above, and its messages must then stay. An arrival still under
+        // way waits for this transaction, then finds the case gone and is
+        // refused, to be resent and kept as a new case.
+        let still_placeholder = diesel::update(
+            cases::table
+                .filter(cases::id.eq(&case_id))
+                .filter(expired_placeholder(now)),
+        )
+        .set(cases::updated_at.eq(cases::updated_at))
+        .execute(conn)?;
+        if still_placeholder == 0 {
+            continue;
+        }
         let sizes: Vec<i64> = messages::table
             .filter(messages::case_id.eq(&case_id))
             .select(diesel::dsl::sql::<BigInt>("CAST(length(body) AS BIGINT)"))
