@@ -8,7 +8,9 @@ mod common;
 use common::{count, generated, import, open};
 use gsp_node::data::import::{Format, ImportError};
 use gsp_node::data::model::{EventKind, Level};
-use gsp_node::data::query::bulk::{VerdictStatus, bulk_lookup};
+use gsp_node::data::query::bulk::{
+    CodeVerdict, LookupCache, SPLIT_MIN, VerdictStatus, bulk_lookup, bulk_lookup_with,
+};
 use gsp_node::data::query::events::{EventQuery, query_document, query_events};
 use gsp_node::data::query::trace::trace;
 use gsp_node::data::synthetic::GenFormat;
@@ -276,5 +278,30 @@ for_each_backend! {
         assert_eq!(known.status, VerdictStatus::Known);
         let rec = known.record.as_ref().unwrap();
         assert!(rec.product.is_some() && rec.facility.is_some() && rec.machine.is_some() && rec.shift.is_some() && rec.manufactured_at.is_some());
+
+        // A lookup large enough to be split over two connections answers
+        // exactly as one made on a single connection, in the order asked.
+        let mut many: Vec<String> = Vec::new();
+        for (i, code) in units.iter().cloned().enumerate() {
+            many.push(code);
+            many.push(format!("KEN1NOSUCHCODE{:06}", (i * 7919) % 1_000_000));
+        }
+        many.extend(deactivated.iter().cloned());
+        assert!(many.len() >= SPLIT_MIN, "{} codes", many.len());
+        let single = bulk_lookup(&mut conn, &many).unwrap();
+        let mut cache = LookupCache::with_spare(db.clone());
+        let split = bulk_lookup_with(&mut conn, &many, &mut cache).unwrap();
+        assert_eq!(cache.last_parts(), 2);
+        assert_eq!(split.len(), many.len());
+        assert!(split.iter().zip(&many).all(|(a, q)| &a.code == q), "answers out of the order asked");
+        assert!(split == single, "the split lookup differs from the single one");
+        let with_status = |v: &[CodeVerdict], s: VerdictStatus| v.iter().filter(|a| a.status == s).count();
+        assert!(with_status(&split, VerdictStatus::Known) > 0 && with_status(&split, VerdictStatus::Deactivated) > 0);
+        let unknown = many.iter().filter(|c| c.starts_with("KEN1NOSUCHCODE")).count();
+        assert_eq!(with_status(&split, VerdictStatus::Unknown), unknown);
+        // Without a spare connection it stays on one.
+        let mut alone = LookupCache::default();
+        bulk_lookup_with(&mut conn, &many[..SPLIT_MIN], &mut alone).unwrap();
+        assert_eq!(alone.last_parts(), 1);
     }
 }

@@ -216,7 +216,7 @@ pub fn read_results_attachment(media_type: &str, bytes: &[u8]) -> Result<Vec<Val
 /// The uid-verification answer fields for `codes`: results inline up to
 /// `inline_max`, otherwise a gzip-compressed NDJSON attachment. `cache` is
 /// shared by the answers drafted together.
-pub fn uid_verification<S: AsRef<str>>(
+pub fn uid_verification<S: AsRef<str> + Sync>(
     conn: &mut DbConnection,
     codes: &[S],
     inline_max: usize,

@@ -293,6 +293,20 @@ pub fn draft_pending(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Pending, ExchangeError> {
+    draft_pending_with(conn, sealer, settings, after, limit, LookupCache::default())
+}
+
+/// [`draft_pending`] with the lookup cache the pass's answers share; give
+/// it a spare connection ([`LookupCache::with_spare`]) and a large request's
+/// codes are looked up on two at once.
+pub fn draft_pending_with(
+    conn: &mut DbConnection,
+    sealer: &dyn Sealer,
+    settings: &ExchangeSettings,
+    after: Option<&Cursor>,
+    limit: i64,
+    mut cache: LookupCache,
+) -> Result<Pending, ExchangeError> {
     let mut query = cases::table
         .filter(cases::role.eq(CaseRole::Responder.to_i16()))
         .filter(cases::policy.eq(AnswerPolicy::Automatic.to_i16()))
@@ -319,7 +333,6 @@ pub fn draft_pending(
         unanswerable: Vec::new(),
         next,
     };
-    let mut cache = LookupCache::default();
     for (case_id, _) in waiting {
         let now = store::now_ms();
         let drafted = draft_answer_with(conn, &case_id, settings, &mut cache).and_then(|d| {

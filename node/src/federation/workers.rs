@@ -5,6 +5,7 @@
 
 use super::Federation;
 use crate::config::Config;
+use crate::data::query::bulk::LookupCache;
 use crate::exchange::{auto, orphans};
 use crate::storage::Database;
 use std::sync::Arc;
@@ -39,10 +40,18 @@ pub async fn automatic_answers(
         // Draft and seal with a reading connection, then store the answers
         // in one write (one commit for many small answers).
         let (fed, settings, after) = (federation.clone(), config.exchange.clone(), cursor.take());
+        let spare = LookupCache::with_spare(db.clone());
         let drafted = db
             .run(move |conn| {
-                auto::draft_pending(conn, &fed.sealer(), &settings, after.as_ref(), BATCH)
-                    .map_err(|e| crate::storage::StorageError::Task(e.to_string()))
+                auto::draft_pending_with(
+                    conn,
+                    &fed.sealer(),
+                    &settings,
+                    after.as_ref(),
+                    BATCH,
+                    spare,
+                )
+                .map_err(|e| crate::storage::StorageError::Task(e.to_string()))
             })
             .await;
         let answered = match drafted {

@@ -180,6 +180,15 @@ impl Database {
         })
     }
 
+    /// Takes a connection from the pool if one is idle, or else one that
+    /// frees up or is opened within `wait`; `None` rather than waiting
+    /// longer (for work that can do without it).
+    pub fn try_conn(&self, wait: Duration) -> Option<PooledConnection> {
+        self.pool
+            .try_get()
+            .or_else(|| self.pool.get_timeout(wait).ok())
+    }
+
     /// Runs blocking database work on tokio's blocking thread pool with a
     /// pooled connection, so the async executor never waits on the database.
     pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>

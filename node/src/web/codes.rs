@@ -64,9 +64,11 @@ pub async fn lookup(
             crate::data::epcis::MAX_CODE_LEN
         )));
     }
+    // A large list is looked up on two connections at once.
+    let mut cache = bulk::LookupCache::with_spare(state.db.clone());
     let results = state
         .db
-        .run(move |conn| bulk::bulk_lookup(conn, &codes).map_err(ApiError::from))
+        .run(move |conn| bulk::bulk_lookup_with(conn, &codes, &mut cache).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
 }

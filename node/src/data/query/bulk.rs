@@ -5,13 +5,17 @@
 //!
 //! Codes are looked up in chunks with one indexed query each; the few events,
 //! products, facilities and machines they point to are loaded once and shared.
+//! A large lookup given spare connections ([`LookupCache::with_spare`]) is
+//! split into parts of the sorted codes, looked up at the same time on up to
+//! [`PARTS`] connections: on a node whose database is not all in the OS file
+//! cache, each part waits for the disk while the others work.
 
 use super::lookup::{FacilityInfo, MachineInfo, MasterCache, ProductInfo, events_by_id};
 use crate::data::epcis::format_time;
 use crate::data::model::{CodeStatus, Level};
-use crate::storage::DbConnection;
 use crate::storage::Direct as _;
 use crate::storage::schema::codes;
+use crate::storage::{Database, DbConnection, PooledConnection};
 use diesel::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -19,6 +23,12 @@ use std::sync::Arc;
 
 /// Codes per database round trip.
 const CHUNK: usize = 30_000;
+
+/// Codes from which a lookup with spare connections is split.
+pub const SPLIT_MIN: usize = 2 * CHUNK;
+
+/// Parts a large lookup is split into at most (one per connection).
+const PARTS: usize = 2;
 
 /// The answer for one code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,9 +81,30 @@ pub struct LookupCache {
     master: MasterCache,
     manufacture_of: HashMap<(Option<i64>, Option<i64>), Arc<Manufacture>>,
     events: HashMap<i64, super::EventRow>,
+    /// Where a lookup of [`SPLIT_MIN`] codes or more may take more
+    /// connections to look up parts of them at the same time.
+    spare: Option<Database>,
+    /// Connections the last lookup ran on.
+    last_parts: usize,
 }
 
 impl LookupCache {
+    /// An empty cache whose large lookups take up to [`PARTS`] − 1 more
+    /// connections from `db`'s pool, those free within 200 ms (else they run
+    /// on fewer).
+    pub fn with_spare(db: Database) -> LookupCache {
+        LookupCache {
+            spare: Some(db),
+            ..LookupCache::default()
+        }
+    }
+
+    /// How many connections the last lookup made with this cache ran on
+    /// at once (0 before the first).
+    pub fn last_parts(&self) -> usize {
+        self.last_parts
+    }
+
     /// Records held (events, master data records, Art. 8.4.1 records).
     pub fn entries(&self) -> usize {
         self.master.entries() + self.manufacture_of.len() + self.events.len()
@@ -140,25 +171,95 @@ pub fn bulk_lookup(
 }
 
 /// [`bulk_lookup`] sharing `cache` with other lookups of the same batch.
-pub fn bulk_lookup_with<S: AsRef<str>>(
+pub fn bulk_lookup_with<S: AsRef<str> + Sync>(
     conn: &mut DbConnection,
     codes_asked: &[S],
     cache: &mut LookupCache,
 ) -> QueryResult<Vec<CodeVerdict>> {
-    let LookupCache {
-        master,
-        manufacture_of,
-        events,
-    } = cache;
     // Look codes up in sorted order: the index pages are then visited in
     // order, each about once, instead of at random (several times faster
     // once the index is larger than the page cache). Answers go back to the
     // order asked.
     let mut order: Vec<usize> = (0..codes_asked.len()).collect();
     order.sort_unstable_by(|&a, &b| codes_asked[a].as_ref().cmp(codes_asked[b].as_ref()));
-    let mut answers: Vec<Option<CodeVerdict>> = vec![None; codes_asked.len()];
-    let mut next = 0usize;
-    for positions in order.chunks(CHUNK) {
+    // Spare connections for a large lookup, each to look up a part of the
+    // sorted codes on a thread of its own with a cache of its own: the
+    // parts read disjoint ranges of the code index, and each waits for the
+    // disk while the others work.
+    let spares: Vec<PooledConnection> = match &cache.spare {
+        Some(db) if order.len() >= SPLIT_MIN => (1..PARTS)
+            .map_while(|_| db.try_conn(std::time::Duration::from_millis(200)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    cache.last_parts = spares.len() + 1;
+    // The answers in sorted order, the first part's written straight in
+    // (one vector of them, put back in the order asked in place: a second
+    // one, or one of `Option`s collected at the end, was 30 MB more of peak
+    // memory for a million codes).
+    let mut answers = Vec::with_capacity(order.len());
+    if spares.is_empty() {
+        lookup_sorted(conn, codes_asked, &order, cache, &mut answers)?;
+    } else {
+        let mut parts = order.chunks(order.len().div_ceil(spares.len() + 1));
+        let first = parts.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let others: Vec<_> = parts
+                .zip(spares)
+                .map(|(part, mut spare)| {
+                    scope.spawn(move || {
+                        let mut found = Vec::with_capacity(part.len());
+                        lookup_sorted(
+                            &mut spare,
+                            codes_asked,
+                            part,
+                            &mut LookupCache::default(),
+                            &mut found,
+                        )
+                        .map(|()| found)
+                    })
+                })
+                .collect();
+            let mut result = lookup_sorted(conn, codes_asked, first, cache, &mut answers);
+            for other in others {
+                let more = other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                if result.is_ok() {
+                    result = more.map(|more| answers.extend(more));
+                }
+            }
+            result
+        })?;
+    }
+    // Back to the order asked, in place: the answer at `k` belongs at
+    // `order[k]`; each swap puts one answer where it belongs.
+    for k in 0..answers.len() {
+        while order[k] != k {
+            let to = order[k];
+            answers.swap(k, to);
+            order.swap(k, to);
+        }
+    }
+    Ok(answers)
+}
+
+/// Looks up `codes_asked[i]` for each `i` of `positions` (in sorted code
+/// order); appends the answers to `answers` in the order of `positions`.
+fn lookup_sorted<S: AsRef<str>>(
+    conn: &mut DbConnection,
+    codes_asked: &[S],
+    positions: &[usize],
+    cache: &mut LookupCache,
+    answers: &mut Vec<CodeVerdict>,
+) -> QueryResult<()> {
+    let LookupCache {
+        master,
+        manufacture_of,
+        events,
+        ..
+    } = cache;
+    for positions in positions.chunks(CHUNK) {
         let chunk: Vec<&str> = positions.iter().map(|&i| codes_asked[i].as_ref()).collect();
         type Row = (String, i16, i16, Option<i64>, Option<i64>);
         let columns = (
@@ -241,24 +342,8 @@ pub fn bulk_lookup_with<S: AsRef<str>>(
                     }
                 }
             };
-            place(&mut answers, &order, &mut next, verdict);
+            answers.push(verdict);
         }
     }
-    Ok(answers.into_iter().flatten().collect())
-}
-
-/// Puts the answer for the `next`-th code in sorted order at the position
-/// that code had in the request.
-fn place(
-    answers: &mut [Option<CodeVerdict>],
-    order: &[usize],
-    next: &mut usize,
-    verdict: CodeVerdict,
-) {
-    if let Some(&i) = order.get(*next)
-        && let Some(slot) = answers.get_mut(i)
-    {
-        *slot = Some(verdict);
-    }
-    *next += 1;
+    Ok(())
 }
