@@ -8,10 +8,12 @@
 
 mod password;
 mod sessions;
+mod token;
 mod users;
 
 pub use password::{hash_password, verify_password};
 pub use sessions::{SESSION_HOURS, Session, create_session, end_session, live_session};
+pub use token::{new_token, token_sha256};
 pub use users::{
     NewUser, Role, User, UserError, add_user, find_user, list_users, set_disabled, set_password,
 };

@@ -5,9 +5,7 @@ use super::users::{User, UserError, password_hash_of, user_by_id};
 use crate::storage::DbConnection;
 use crate::storage::Direct as _;
 use crate::storage::schema::sessions;
-use base64::Engine as _;
 use diesel::prelude::*;
-use ring::rand::SecureRandom;
 
 /// How long a session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -24,7 +22,7 @@ pub struct Session {
 }
 
 fn token_hash(token: &str) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+    hex::encode(super::token_sha256(token))
 }
 
 /// Logs a user in. `Ok(None)` for a wrong name or password, with the same
@@ -48,11 +46,8 @@ pub fn create_session(
     if !super::verify_password(password, &hash) {
         return Ok(None);
     }
-    let mut raw = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| UserError::Invalid("the system random generator failed".into()))?;
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let token = super::new_token()
+        .ok_or_else(|| UserError::Invalid("the system random generator failed".into()))?;
     let expires_at = now_ms + SESSION_HOURS * 3_600_000;
     diesel::insert_into(sessions::table)
         .values((

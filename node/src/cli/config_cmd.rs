@@ -43,7 +43,9 @@ impl ConfigArgs {
             }
             (ConfigCommand::Show, None) => anyhow::bail!("no configuration loaded"),
             (ConfigCommand::MetricsToken, _) => {
-                let (token, digest) = metrics_token()?;
+                let token = crate::auth::new_token()
+                    .ok_or_else(|| anyhow::anyhow!("the system random generator failed"))?;
+                let digest = hex::encode(crate::auth::token_sha256(&token));
                 println!("token (give it to the scraper, keep it secret): {token}");
                 println!("for gsp.toml, under [api]:");
                 println!("metrics_token_sha256 = \"{digest}\"");
@@ -51,20 +53,4 @@ impl ConfigArgs {
         }
         Ok(())
     }
-}
-
-/// A new random token (32 bytes, base64url) and its SHA-256 in hex.
-fn metrics_token() -> anyhow::Result<(String, String)> {
-    use base64::Engine as _;
-    use ring::rand::SecureRandom as _;
-    let mut raw = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let digest = hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        token.as_bytes(),
-    ));
-    Ok((token, digest))
 }
