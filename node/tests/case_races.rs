@@ -5,7 +5,8 @@
 //!   first to commit and then fails on the key; the arrival must try again
 //!   rather than refuse the message);
 //! - attachments whose request never came are deleted with their placeholder
-//!   case once the request can no longer be accepted, and only then;
+//!   case once the request can no longer be accepted, and only then — not
+//!   if a request completes the case while the deletion runs;
 //! - two answers prepared (checked and sealed) at the same time for one
 //!   request: the first stored is sent, the second is refused when stored.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -111,6 +112,34 @@ for_each_backend! {
         assert!(!any_expired(&mut conn, arrived_at + 2 * ORPHAN_AGE_MS).unwrap());
         let again = write_transaction(&mut conn, |c| discard_expired(c, arrived_at + 2 * ORPHAN_AGE_MS)).unwrap();
         assert!(again.is_empty(), "{again:?}");
+    }
+
+    fn a_placeholder_completed_while_it_is_discarded_keeps_its_messages(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let case = Uuid::now_v7();
+        let mut one = db.conn().unwrap();
+        let mut other = db.conn().unwrap();
+        arrive(&mut one, attachment(case, b"photo")).unwrap();
+        let template = TemplateRef { name: "free-text".into(), version: 1, part: Part::Request };
+        let request = json!({"category": "question", "subject": "Late", "text": "See the photo."});
+        let late = 1_800_000_000 + ORPHAN_AGE_MS + 1;
+        // The request completes the placeholder in a transaction left open
+        // while the discard runs on another connection: on PostgreSQL the
+        // discard still reads the placeholder, then waits for its row.
+        let racing = write_transaction(&mut one, |conn| {
+            arrive(conn, message(case, Some(template), "application/json", request.to_string().as_bytes()))?;
+            let racing = std::thread::spawn(move || {
+                write_transaction(&mut other, |c| discard_expired(c, late))
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            Ok::<_, ExchangeError>(racing)
+        })
+        .unwrap();
+        let discarded = racing.join().unwrap().unwrap();
+        assert!(discarded.is_empty(), "{discarded:?}");
+        let mut conn = db.conn().unwrap();
+        assert_eq!(count(&mut conn, &format!("SELECT COUNT(*) AS n FROM cases WHERE id = '{case}'")), 1);
+        assert_eq!(count(&mut conn, &format!("SELECT COUNT(*) AS n FROM messages WHERE case_id = '{case}'")), 2);
     }
 
     fn of_two_answers_prepared_together_only_the_first_stored_is_sent(backend: Backend) {
