@@ -57,12 +57,19 @@ fn label_key(label: &str) -> [u8; 32] {
 /// The clock the fuzz context uses (the vectors' clock).
 pub const FUZZ_NOW: UnixMillis = UnixMillis(1_800_000_000_000);
 
-/// Feeds `data` to `open` (as an envelope for KEN from FRA) and to the header
-/// and receipt parsers. Must never panic; returns whether `open` accepted.
+/// Feeds `data` to `open` (as an envelope for KEN from FRA), to the header
+/// and receipt parsers, and to the frame parser (each frame then parsed as a
+/// receipt, as a batch of returned receipts is). Must never panic; returns
+/// whether `open` accepted.
 pub fn open_any(data: &[u8]) -> bool {
     let _ = RoutingHeader::from_bytes(data);
     let _ = SignedHeader::from_bytes(data);
     let _ = Receipt::from_bytes(data);
+    if let Ok(frames) = crate::frames::decode(data, 4096) {
+        for frame in frames {
+            let _ = Receipt::from_bytes(frame);
+        }
+    }
     let Some(f) = fixture() else {
         return false;
     };

@@ -18,6 +18,7 @@ pub mod directory;
 pub mod encoding;
 pub mod envelope;
 pub mod error;
+pub mod frames;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
