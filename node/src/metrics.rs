@@ -19,6 +19,10 @@ pub struct Metrics {
     automatic_answers: AtomicU64,
     taken_from_place: AtomicU64,
     taken_from_outbox: AtomicU64,
+    answers_in_response_sent: AtomicU64,
+    answers_in_response_taken: AtomicU64,
+    response_receipts_recorded: AtomicU64,
+    response_receipts_refused: AtomicU64,
 }
 
 /// Gauges read from elsewhere at scrape time.
@@ -75,6 +79,27 @@ impl Metrics {
     /// Requests answered automatically.
     pub fn automatic_answers(&self, n: u64) {
         self.automatic_answers.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Answers returned in the response to their request (SPEC §15.6).
+    pub fn answers_in_response(&self, n: u64) {
+        self.answers_in_response_sent
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Answers taken from the response to our request and recorded.
+    pub fn answer_taken_from_response(&self) {
+        self.answers_in_response_taken
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Receipts that came back for answers returned in responses:
+    /// `recorded` ones settled their answer, the others were refused.
+    pub fn response_receipts(&self, recorded: u64, refused: u64) {
+        self.response_receipts_recorded
+            .fetch_add(recorded, Ordering::Relaxed);
+        self.response_receipts_refused
+            .fetch_add(refused, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -149,6 +174,36 @@ impl Metrics {
                 (
                     "{from=\"outbox\"}",
                     self.taken_from_outbox.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        counter(
+            &mut out,
+            "gsp_answers_in_response_total",
+            "Answers that travelled in the response to their request: sent by this node, or taken by it from a response and recorded.",
+            &[
+                (
+                    "{direction=\"sent\"}",
+                    self.answers_in_response_sent.load(Ordering::Relaxed),
+                ),
+                (
+                    "{direction=\"taken\"}",
+                    self.answers_in_response_taken.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        counter(
+            &mut out,
+            "gsp_response_receipts_total",
+            "Receipts returned in batches for answers sent in responses, by outcome.",
+            &[
+                (
+                    "{result=\"recorded\"}",
+                    self.response_receipts_recorded.load(Ordering::Relaxed),
+                ),
+                (
+                    "{result=\"refused\"}",
+                    self.response_receipts_refused.load(Ordering::Relaxed),
                 ),
             ],
         );

@@ -183,7 +183,7 @@ for_each_backend! {
         let answer = answer_on_arrival(&db, &caches, &NamingSealer, &settings, &arrived, 1_800_000_000_500)
             .expect("answered on arrival");
         let mut conn = db.conn().unwrap();
-        let held = QueueClaim { instance: "node-1".into(), until: 1_800_000_040_000 };
+        let held = QueueClaim { instance: "node-1".into(), until: 1_800_000_040_000, in_response: false };
         let outcome = gsp_node::exchange::store::record_arrival(
             &mut conn, &arrived, Some(&answer), Some(&held), 1_800_000_000,
         )

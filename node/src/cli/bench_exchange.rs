@@ -71,6 +71,11 @@ pub struct ExchangeBenchArgs {
     /// behind the receiver's commits, and 32 bounded the run at ~1,000/s.
     #[arg(long, default_value_t = 128)]
     in_flight: usize,
+    /// The nodes' `[exchange] answers_in_response`: automatic answers
+    /// travel back in the response to their request (SPEC §15.6); false
+    /// sends each on its own, as before that section.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    answers_in_response: bool,
 }
 
 /// The federation of a bench run, as saved for reuse.
@@ -159,7 +164,7 @@ impl ExchangeBenchArgs {
             std::fs::write(&saved_path, serde_json::to_vec(&s)?)?;
             s
         };
-        set_node_settings(&saved.lab, sync, self.in_flight)?;
+        set_node_settings(&saved.lab, sync, self.in_flight, self.answers_in_response)?;
         let procs = saved.lab.start()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -334,6 +339,21 @@ impl ExchangeBenchArgs {
             })
             .collect();
         println!("   messages the delivery workers took: {}", took.join("; "));
+        println!(
+            "   answers in responses so far (SPEC §15.6): PAK sent {}, KEN took {}; receipts returned to PAK {} (refused {})",
+            pak_api
+                .metric("gsp_answers_in_response_total{direction=\"sent\"}")
+                .await?,
+            ken_api
+                .metric("gsp_answers_in_response_total{direction=\"taken\"}")
+                .await?,
+            pak_api
+                .metric("gsp_response_receipts_total{result=\"recorded\"}")
+                .await?,
+            pak_api
+                .metric("gsp_response_receipts_total{result=\"refused\"}")
+                .await?,
+        );
 
         if self.large > 0 {
             let n = self.large.min(codes.len());
@@ -463,21 +483,31 @@ async fn peak_rss(pids: &[u32], on: &std::sync::atomic::AtomicBool) -> Vec<(u64,
     peaks
 }
 
-/// Rewrites the nodes' `sqlite_synchronous` and `in_flight_per_peer` (a
-/// reused folder may have been built with other settings).
-fn set_node_settings(lab: &Lab, sync: SqliteSync, in_flight: usize) -> anyhow::Result<()> {
+/// Rewrites the nodes' `sqlite_synchronous`, `in_flight_per_peer` and
+/// `answers_in_response` (a reused folder may have been built with other
+/// settings).
+fn set_node_settings(
+    lab: &Lab,
+    sync: SqliteSync,
+    in_flight: usize,
+    in_response: bool,
+) -> anyhow::Result<()> {
     let value = sync.as_str();
     for n in &lab.parties {
         let text = std::fs::read_to_string(&n.config)?;
         let out: Vec<String> = text
             .lines()
-            .map(|l| {
+            .filter(|l| !l.starts_with("answers_in_response"))
+            .flat_map(|l| {
                 if l.starts_with("sqlite_synchronous") {
-                    format!("sqlite_synchronous = \"{value}\"")
+                    vec![format!("sqlite_synchronous = \"{value}\"")]
                 } else if l.starts_with("in_flight_per_peer") {
-                    format!("in_flight_per_peer = {in_flight}")
+                    vec![
+                        format!("in_flight_per_peer = {in_flight}"),
+                        format!("answers_in_response = {in_response}"),
+                    ]
                 } else {
-                    l.to_owned()
+                    vec![l.to_owned()]
                 }
             })
             .collect();

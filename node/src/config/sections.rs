@@ -171,6 +171,11 @@ settings! {
         /// Codes sent inline in a uid-verification request or answer; more
         /// travel as a (compressed) attachment.
         inline_codes_max: usize = 10_000;
+        /// An answer made as its request arrives goes back in the response
+        /// to that request (SPEC.md §15.6), its receipt returned in a batch;
+        /// false: it is delivered on its own like any message. Applies to
+        /// the answers this node gives and to those it accepts.
+        answers_in_response: bool = true;
     }
 }
 

@@ -32,6 +32,10 @@ pub struct QueueClaim {
     /// When the claim lapses if the message was not delivered by then (an
     /// instance that crashed): the message is then claimed as any other.
     pub until: i64,
+    /// The message travels in the response to its request (SPEC.md §15.6),
+    /// not through a worker: it is not due before `until` either, when it
+    /// is sent on its own unless its receipt came back first.
+    pub in_response: bool,
 }
 
 /// A message to deliver now.
@@ -179,6 +183,32 @@ pub fn claim(
             })
         })
         .collect())
+}
+
+/// The outbox key and envelope of message `message_id` that `us` sent to
+/// `peer`, while it waits for delivery (or was cancelled): what a receipt returned for it
+/// (SPEC.md §15.6) is checked against.
+pub fn pending_message(
+    conn: &mut DbConnection,
+    us: &str,
+    peer: &str,
+    message_id: &str,
+) -> QueryResult<Option<(i64, Vec<u8>)>> {
+    let row: Option<(i64, Option<Vec<u8>>)> = outbox::table
+        .inner_join(messages::table)
+        .filter(messages::from_party.eq(us))
+        .filter(messages::message_id.eq(message_id))
+        .filter(outbox::peer.eq(peer))
+        // A cancelled one the peer holds all the same is delivered too.
+        .filter(
+            outbox::state
+                .eq(OutboxState::Pending.to_i16())
+                .or(outbox::state.eq(OutboxState::Cancelled.to_i16())),
+        )
+        .select((outbox::message_seq, messages::envelope))
+        .first_direct(conn)
+        .optional()?;
+    Ok(row.and_then(|(seq, envelope)| envelope.map(|e| (seq, e))))
 }
 
 /// Releases the claims `instance` holds on pending messages, so they are

@@ -266,7 +266,7 @@ fn queue(
             outbox::peer.eq(peer),
             outbox::state.eq(OutboxState::Pending.to_i16()),
             outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(now),
+            outbox::next_attempt_at.eq(claim.filter(|c| c.in_response).map_or(now, |c| c.until)),
             outbox::expires_at
                 .eq(now + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2)),
             outbox::created_at.eq(now),
@@ -791,6 +791,11 @@ impl PreparedArrival {
     /// The verified signed header.
     pub fn header(&self) -> &SignedHeader {
         &self.arrived.header
+    }
+
+    /// What kind of message it is.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
     }
 
     /// The body as parsed, for a request or an answer.

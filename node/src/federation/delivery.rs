@@ -13,14 +13,16 @@
 //! database before its place in flight is taken by another message.
 
 use super::Federation;
+use super::answer_in_response::ReceiptReturns;
 use super::peers::Peer;
-use super::server::{CHECKPOINT_HEADER, ENVELOPE_TYPE};
+use super::server::{ACCEPT, ANSWER_IN_RESPONSE_HEADER, CHECKPOINT_HEADER, ENVELOPE_TYPE};
 use super::wake::{OutboxWake, PeerWorker};
 use crate::config::Config;
 use crate::exchange::outbox::{self, Due};
 use crate::exchange::store;
 use crate::storage::Database;
 use crate::tls::{self, StaticPins};
+use gsp_federation::frames::{self, FRAMES_TYPE};
 use gsp_federation::{PartyCode, Receipt};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -56,15 +58,17 @@ type PinnedClient = (Vec<[u8; 32]>, reqwest::Client);
 /// The delivery service of one `gsp serve` instance.
 #[derive(Clone)]
 pub struct Delivery {
-    db: Database,
-    config: Arc<Config>,
-    federation: Arc<Federation>,
+    pub(super) db: Database,
+    pub(super) config: Arc<Config>,
+    pub(super) federation: Arc<Federation>,
     /// Identifies this instance's leases in the outbox.
     instance: String,
     clients: Arc<Mutex<HashMap<PartyCode, PinnedClient>>>,
     /// The peers with a worker running, and how the node tells about new work.
     wake: Arc<OutboxWake>,
-    metrics: Arc<crate::metrics::Metrics>,
+    pub(super) metrics: Arc<crate::metrics::Metrics>,
+    /// Our receipts for answers that came in responses, on their way back.
+    pub(super) returns: Arc<ReceiptReturns>,
 }
 
 impl Delivery {
@@ -86,6 +90,7 @@ impl Delivery {
             clients: Arc::new(Mutex::new(HashMap::new())),
             wake,
             metrics,
+            returns: Arc::default(),
         }
     }
 
@@ -284,7 +289,7 @@ impl Delivery {
         })
     }
 
-    fn client_for(&self, peer: &Peer) -> Result<reqwest::Client, String> {
+    pub(super) fn client_for(&self, peer: &Peer) -> Result<reqwest::Client, String> {
         let mut clients = self
             .clients
             .lock()
@@ -325,6 +330,9 @@ impl Delivery {
                 .post(&endpoint)
                 .header("content-type", ENVELOPE_TYPE)
                 .body(d.envelope.clone());
+            if self.config.exchange.answers_in_response {
+                req = req.header(ANSWER_IN_RESPONSE_HEADER, ACCEPT);
+            }
             if let Some(c) = peers.checkpoint() {
                 req = req.header(CHECKPOINT_HEADER, c);
             }
@@ -343,6 +351,11 @@ impl Delivery {
                 peers.observe_checkpoint(party, c);
             }
             let status = res.status();
+            let framed = res
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(';').next().map(str::trim) == Some(FRAMES_TYPE));
             let bytes = match res.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
@@ -351,15 +364,36 @@ impl Delivery {
                 }
             };
             if status.is_success() {
+                // The receipt, and the answer made on arrival if the peer
+                // sent it back in the response (SPEC §15.6).
+                let (receipt, answer) = if framed {
+                    match frames::decode(&bytes, 2) {
+                        Ok(f) if !f.is_empty() => (f[0], f.get(1).map(|a| bytes.slice_ref(a))),
+                        Ok(_) => (&bytes[..0], None),
+                        Err(e) => {
+                            return Attempt::Transient(format!("{endpoint}: the response: {e}"));
+                        }
+                    }
+                } else {
+                    (&bytes[..], None)
+                };
                 return match verify_receipt(
-                    &bytes,
+                    receipt,
                     &d.envelope,
                     &peer,
                     peers.as_ref(),
                     &self.config,
                     false,
                 ) {
-                    Ok(()) => Attempt::Delivered(bytes.to_vec()),
+                    Ok(()) => {
+                        // Taken on its own task: the delivery's outcome
+                        // does not wait for the answer's commit.
+                        if let Some(answer) = answer {
+                            let (me, peer) = (self.clone(), peer.clone());
+                            tokio::spawn(async move { me.take_answer(&peer, answer).await });
+                        }
+                        Attempt::Delivered(receipt.to_vec())
+                    }
                     // A bad receipt is not delivery evidence; try again.
                     Err(e) => Attempt::Transient(format!("{endpoint}: {e}")),
                 };

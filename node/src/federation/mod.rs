@@ -5,10 +5,13 @@
 //! The wire format is `gsp-federation`'s; this module does the I/O around
 //! it. Not for: anything an officer sees (that is `exchange` and `web`).
 
+pub mod answer_in_response;
+pub mod arrival;
 pub mod delivery;
 pub mod identity;
 pub mod instance;
 pub mod peers;
+pub mod receipt_batch;
 pub mod sealer;
 pub mod server;
 pub mod wake;

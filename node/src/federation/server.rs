@@ -11,24 +11,30 @@
 //! the SPEC's error code and a signed rejection receipt, and store nothing.
 
 use super::Federation;
-use super::peers::{Peers, SenderKeysOf};
+use super::arrival;
+use super::peers::Peers;
 use crate::config::Config;
 use crate::exchange::auto;
-use crate::exchange::store::{self, Arrived, ExchangeError, PreparedAnswer, PreparedArrival};
+use crate::exchange::store::{self, PreparedAnswer, PreparedArrival};
 use crate::storage::Database;
 use crate::tls::{self, PinSet};
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine as _;
-use gsp_federation::{OpenContext, OpenError, PartyCode, Receipt, UnixMillis, Verdict};
+use gsp_federation::frames::{self, FRAMES_TYPE};
+use gsp_federation::{PartyCode, Receipt, Verdict};
 use std::sync::Arc;
-use std::time::Duration;
 use uuid::Uuid;
 
 /// Media type of an envelope.
 pub const ENVELOPE_TYPE: &str = "application/gsp-envelope";
 /// Media type of a receipt.
 pub const RECEIPT_TYPE: &str = "application/gsp-receipt";
+/// Request header by which a sender takes the answer made on arrival in the
+/// response (SPEC §15.6), with the value [`ACCEPT`].
+pub const ANSWER_IN_RESPONSE_HEADER: &str = "GSP-Answer-In-Response";
+/// The value of [`ANSWER_IN_RESPONSE_HEADER`].
+pub const ACCEPT: &str = "accept";
 /// Header carrying the sender's latest verified directory checkpoint.
 pub const CHECKPOINT_HEADER: &str = "GSP-Directory-Checkpoint";
 
@@ -68,10 +74,10 @@ impl PinSet for DirectoryPins {
 }
 
 /// Why a caller without a Party's pinned certificate is refused.
-const NOT_A_PARTY: &str = "the TLS client certificate is not a Party's in the directory";
+pub(super) const NOT_A_PARTY: &str = "the TLS client certificate is not a Party's in the directory";
 
 /// The Party whose pinned TLS certificate the caller presented.
-fn calling_party(fed: &Federation, req: &HttpRequest) -> Option<PartyCode> {
+pub(super) fn calling_party(fed: &Federation, req: &HttpRequest) -> Option<PartyCode> {
     tls::peer_spki(req).and_then(|pin| fed.peers.party_for_pin(&pin))
 }
 
@@ -123,25 +129,9 @@ fn status_for(code: &str) -> StatusCode {
     }
 }
 
-/// Replay is decided in the database, in the same transaction that stores the
-/// message (a duplicate gets its original receipt), so `open` is told every
-/// id is new.
-struct DecidedInDatabase;
-
-impl gsp_federation::SeenIds for DecidedInDatabase {
-    fn first_sighting(
-        &self,
-        _from: PartyCode,
-        _id: Uuid,
-        _keep_until: UnixMillis,
-    ) -> Result<bool, String> {
-        Ok(true)
-    }
-}
-
 /// Reads the request body up to `limit` bytes; `None` when it is longer
 /// (refused before reading further when Content-Length says so).
-async fn read_limited(
+pub(super) async fn read_limited(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -284,42 +274,7 @@ pub async fn receive(
             return Ok(Opened::Again(receipt));
         }
         drop(conn);
-        let keys = SenderKeysOf(fed.peers.as_ref());
-        let ctx = OpenContext {
-            us: fed.identity.party,
-            our_keys: &fed.identity.encryption_keys,
-            sender_keys: &keys,
-            seen: &DecidedInDatabase,
-            now: store::unix(now),
-            skew: Duration::from_secs(st.config.federation.clock_skew_secs),
-            max_envelope: max,
-        };
-        let opened = gsp_federation::open(&envelope, &ctx)
-            .map_err(|e: OpenError| (e.code().to_owned(), e.to_string()))?;
-        let header = opened.header.clone();
-        let body = opened.into_body();
-        // Everything but the database's part of recording it, here rather
-        // than in the database's writer: the body parsed, the receipt signed.
-        let identity = &fed.identity;
-        let sign = |digest: &[u8; 32]| -> Result<Vec<u8>, String> {
-            Ok(Receipt::sign(
-                *digest,
-                routing.message_id,
-                identity.party,
-                routing.from,
-                store::unix(now),
-                Verdict::Accepted,
-                &identity.signing_key,
-            )
-            .to_bytes())
-        };
-        let arrived = Arrived {
-            header,
-            body,
-            envelope,
-        };
-        let prepared =
-            PreparedArrival::new(arrived, &st.config.exchange, &sign).map_err(refusal)?;
+        let prepared = arrival::open_and_prepare(fed, &st.config, envelope, now)?;
         // A request under the automatic policy: its answer drafted and sealed
         // now, to be stored with it.
         let answer = auto::answer_on_arrival(
@@ -333,13 +288,23 @@ pub async fn receive(
         Ok(Opened::New(Box::new(prepared), answer.map(Box::new)))
     })
     .await;
+    // The sender takes an answer made now in this response (SPEC §15.6).
+    let in_response = state.config.exchange.answers_in_response
+        && req
+            .headers()
+            .get(ANSWER_IN_RESPONSE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(ACCEPT));
     let outcome = match opened {
-        Ok(Ok(Opened::New(arrived, answer))) => record(&state, *arrived, answer, now).await,
+        Ok(Ok(Opened::New(arrived, answer))) => {
+            record(&state, *arrived, answer, in_response, now).await
+        }
         Ok(Ok(Opened::Again(receipt))) => Ok(Recorded {
             receipt,
             automatic: false,
             answered: false,
             handed: false,
+            answer: None,
         }),
         Ok(Err(refused)) => Err(refused),
         Err(e) => Err(("internal_error".to_owned(), e.to_string())),
@@ -350,6 +315,7 @@ pub async fn receive(
             automatic,
             answered,
             handed,
+            answer,
         }) => {
             if automatic {
                 state.arrivals.notify_one();
@@ -361,11 +327,20 @@ pub async fn receive(
                 }
             }
             let mut res = HttpResponse::Ok();
-            res.content_type(RECEIPT_TYPE);
             if let Some(c) = fed.peers.checkpoint() {
                 res.insert_header((CHECKPOINT_HEADER, c));
             }
-            res.body(receipt)
+            match answer {
+                Some(envelope) => {
+                    state.metrics.answers_in_response(1);
+                    res.content_type(FRAMES_TYPE);
+                    res.body(frames::encode(&[&receipt[..], &envelope[..]]))
+                }
+                None => {
+                    res.content_type(RECEIPT_TYPE);
+                    res.body(receipt)
+                }
+            }
         }
         Err((code, message)) => {
             let receipt =
@@ -393,8 +368,11 @@ struct Recorded {
     /// The request was answered in the same transaction: its answer waits
     /// in the outbox to the sender.
     answered: bool,
-    /// That answer went straight to the delivery worker (no wake needed).
+    /// That answer went straight to the delivery worker or into this
+    /// response (no wake needed).
     handed: bool,
+    /// The answer's envelope, for the response (SPEC §15.6).
+    answer: Option<web::Bytes>,
 }
 
 /// Records an opened message with its signed receipt (and the answer
@@ -404,16 +382,23 @@ async fn record(
     state: &FederationState,
     arrived: PreparedArrival,
     answer: Option<Box<PreparedAnswer>>,
+    in_response: bool,
     now: i64,
 ) -> Result<Recorded, (String, String)> {
     let routing = arrived.header().routing;
     let (from, message_id) = (routing.from, routing.message_id);
-    // An answer made on arrival goes back to the sender: straight to the
-    // delivery worker if it has a place (see `wake`).
-    let place = answer
-        .as_ref()
-        .and_then(|_| state.outbox.place_for(from.as_str(), now_ms()));
-    let claim = place.as_ref().map(|p| p.claim().clone());
+    // An answer made on arrival goes back to the sender: in this response
+    // when the sender takes it there, else straight to the delivery worker
+    // if it has a place (see `wake`).
+    let (place, claim) = match answer {
+        None => (None, None),
+        Some(_) if in_response => (None, state.outbox.response_claim(now_ms())),
+        Some(_) => {
+            let place = state.outbox.place_for(from.as_str(), now_ms());
+            let claim = place.as_ref().map(|p| p.claim().clone());
+            (place, claim)
+        }
+    };
     let outcome = state
         .db
         .write(move |conn| {
@@ -428,33 +413,25 @@ async fn record(
             } else {
                 tracing::info!(from = from.as_str(), id = %message_id, case = %o.case_id, "message received");
             }
-            // Handed over, the answer needs no wake; a place not used goes
-            // back when dropped.
-            let handed = match (place, o.handed) {
+            // Handed over or in the response, the answer needs no wake; a
+            // place not used goes back when dropped.
+            let (handed, answer) = match (place, o.handed) {
                 (Some(place), Some(due)) => {
                     place.hand(due);
-                    true
+                    (true, None)
                 }
-                _ => false,
+                (None, Some(due)) => (true, Some(due.envelope)),
+                _ => (false, None),
             };
             Ok(Recorded {
                 receipt: o.receipt,
                 automatic: o.automatic,
                 answered: o.answered,
                 handed,
+                answer,
             })
         }
-        Err(e) => Err(refusal(e)),
-    }
-}
-
-/// The SPEC code and sentence for a message that could not be recorded.
-fn refusal(e: ExchangeError) -> (String, String) {
-    match e {
-        ExchangeError::Database(e) => ("internal_error".into(), e.to_string()),
-        ExchangeError::Seal(e) => ("internal_error".into(), e),
-        ExchangeError::Invalid(e) => ("invalid_body".into(), e),
-        e => ("case_conflict".into(), e.to_string()),
+        Err(e) => Err(arrival::refusal(e)),
     }
 }
 
@@ -521,6 +498,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: FederationState) {
         .route(
             "/federation/v1/receipts/{message_id}",
             web::get().to(receipt_again),
+        )
+        .route(
+            "/federation/v1/receipts",
+            web::post().to(super::receipt_batch::receive),
         );
 }
 

@@ -24,6 +24,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// How long (ms) an answer returned in the response to its request waits
+/// for its receipt before it is sent on its own.
+pub const RESPONSE_GRACE_MS: i64 = 10_000;
+
 /// The worker delivering to one peer, as the rest of the node sees it.
 #[derive(Default)]
 pub(super) struct PeerWorker {
@@ -134,8 +138,23 @@ impl OutboxWake {
             claim: QueueClaim {
                 instance: instance.clone(),
                 until: now + lease,
+                in_response: false,
             },
             used: false,
+        })
+    }
+
+    /// The claim for an answer queued at `now` (ms) that goes back in the
+    /// response to its request (SPEC.md §15.6): held for
+    /// [`RESPONSE_GRACE_MS`], after which the answer is sent on its own
+    /// unless its receipt came back meanwhile. `None` before delivery
+    /// started.
+    pub fn response_claim(&self, now: i64) -> Option<QueueClaim> {
+        let (instance, _) = self.claimant.get()?;
+        Some(QueueClaim {
+            instance: instance.clone(),
+            until: now + RESPONSE_GRACE_MS,
+            in_response: true,
         })
     }
 
