@@ -10,7 +10,9 @@
 //! without waiting for an fsync (`Database::write_unsynced`): lost in a power
 //! failure, a message is simply sent again and the peer answers with its
 //! original receipt. Every outcome is written to the
-//! database before its place in flight is taken by another message.
+//! database before its place in flight is taken by another message. A
+//! request's response may also carry the peer's answer to it (SPEC §15.6),
+//! taken by [`super::answer_in_response`].
 
 use super::Federation;
 use super::answer_in_response::ReceiptReturns;

@@ -37,6 +37,13 @@ pub async fn receive(
     payload: web::Payload,
 ) -> HttpResponse {
     let fed = &state.federation;
+    // Receipts are checked against the directory's keys: fail closed on a
+    // stale copy, as for messages (SPEC §15.2).
+    if let Err(why) = fed.peers.usable(store::now_ms()) {
+        let mut res = HttpResponse::ServiceUnavailable();
+        res.insert_header(("Retry-After", "30"));
+        return res.json(json!({"code": "directory_stale", "message": why}));
+    }
     let Some(peer) = calling_party(fed, &req) else {
         return error(StatusCode::FORBIDDEN, "unauthenticated_peer", NOT_A_PARTY);
     };
