@@ -8,7 +8,9 @@
 //!   case once the request can no longer be accepted, and only then — not
 //!   if a request completes the case while the deletion runs;
 //! - two answers prepared (checked and sealed) at the same time for one
-//!   request: the first stored is sent, the second is refused when stored.
+//!   request: the first stored is sent, the second is refused when stored;
+//! - an answer that arrives before the attachment holding its results
+//!   leaves the case as it was until that attachment is in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -35,7 +37,69 @@ fn officer(id: i64) -> User {
     }
 }
 
+/// The state and outcome of case `case`.
+fn case_state(conn: &mut DbConnection, case: Uuid) -> (i16, Option<String>) {
+    use diesel::prelude::*;
+    use gsp_node::storage::schema::cases;
+    cases::table
+        .find(case.to_string())
+        .select((cases::state, cases::outcome))
+        .first(conn)
+        .unwrap()
+}
+
 for_each_backend! {
+    fn an_answer_waits_for_the_attachment_that_holds_its_results(backend: Backend) {
+        use diesel::prelude::*;
+        use gsp_node::exchange::model::{AnswerPolicy, CaseRole, CaseState};
+        use gsp_node::storage::schema::cases;
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        // A case this node (PAK) asked KEN about, delivered.
+        let case = Uuid::now_v7();
+        diesel::insert_into(cases::table)
+            .values((
+                cases::id.eq(case.to_string()),
+                cases::role.eq(CaseRole::Requester.to_i16()),
+                cases::counterpart.eq("KEN"),
+                cases::template.eq("uid-verification"),
+                cases::template_version.eq(1),
+                cases::state.eq(CaseState::Delivered.to_i16()),
+                cases::priority.eq("routine"),
+                cases::subject.eq("Packs seized"),
+                cases::policy.eq(AnswerPolicy::Officer.to_i16()),
+                cases::created_at.eq(1_800_000_000_000i64),
+                cases::updated_at.eq(1_800_000_000_000i64),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        let results = b"code,status\nPAK1,known\n".to_vec();
+        let results_message = attachment(case, &results);
+        let results_id = results_message.header.routing.message_id.to_string();
+        let sha = |b: &[u8]| hex::encode(ring::digest::digest(&ring::digest::SHA256, b));
+        let answer_body = json!({
+            "outcome": "full",
+            "results_attachment": {"name": "results.csv.gz", "media_type": "text/csv", "size": results.len(),
+                "sha256": sha(&results), "message_id": results_id},
+        });
+        let answer_ref = Some(TemplateRef { name: "uid-verification".into(), version: 1, part: Part::Answer });
+        let answer = message(case, answer_ref.clone(), "application/json", &serde_json::to_vec(&answer_body).unwrap());
+
+        // The small answer overtakes its large attachment: not answered yet.
+        arrive(&mut conn, answer).unwrap();
+        assert_eq!(case_state(&mut conn, case), (CaseState::Delivered.to_i16(), None));
+        // Another attachment of the case is not the one it waits for.
+        arrive(&mut conn, attachment(case, b"a photo")).unwrap();
+        assert_eq!(case_state(&mut conn, case), (CaseState::Delivered.to_i16(), None));
+        // Its results arrive: answered in full.
+        arrive(&mut conn, results_message).unwrap();
+        assert_eq!(case_state(&mut conn, case), (CaseState::AnsweredFull.to_i16(), Some("full".into())));
+        let history = count(&mut conn, &format!(
+            "SELECT COUNT(*) AS n FROM audit WHERE case_id = '{case}' AND action IN ('answer received, waiting for its attachments', 'answer received')"));
+        assert_eq!(history, 2);
+
+    }
+
     fn two_messages_of_a_new_case_arriving_together_are_both_kept(backend: Backend) {
         let (_guard, db) = common::open(backend);
         let case = Uuid::now_v7();

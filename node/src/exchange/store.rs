@@ -1004,29 +1004,21 @@ fn arrival_transaction(
                 }
             }
             (MessageKind::Answer, _) => {
-                let outcome = body
-                    .as_ref()
-                    .unwrap_or(&Value::Null)
-                    .get("outcome")
-                    .and_then(Value::as_str)
-                    .unwrap_or("full")
-                    .to_owned();
-                let state = answered_state(&outcome);
-                CaseAnswered {
-                    case: &case_id,
-                    state: state.to_i16(),
-                    outcome: &outcome,
-                    at: now,
+                let body = body.as_ref().unwrap_or(&Value::Null);
+                let missing = missing_attachments(conn, &case_id, &from, body)?;
+                if missing == 0 {
+                    apply_answer(conn, &case_id, &peer, &message_id, body, now)?;
+                } else {
+                    // The case is answered when its results are here too.
+                    audit_row(
+                        conn,
+                        &case_id,
+                        now,
+                        &peer,
+                        "answer received, waiting for its attachments",
+                        json!({"message_id": message_id, "attachments_missing": missing}),
+                    )?;
                 }
-                .execute_direct(conn)?;
-                audit_row(
-                    conn,
-                    &case_id,
-                    now,
-                    &peer,
-                    "answer received",
-                    json!({"message_id": message_id, "outcome": outcome}),
-                )?;
             }
             _ => {
                 automatic = true;
@@ -1038,6 +1030,11 @@ fn arrival_transaction(
                     "attachment received",
                     json!({"message_id": message_id, "media_type": h.content_type, "size": arrived.body.len()}),
                 )?;
+                if let Some((role, _, _)) = &existing
+                    && CaseRole::from_i16(*role) == Some(CaseRole::Requester)
+                {
+                    answer_completed(conn, &case_id, &from, &peer, now)?;
+                }
             }
         }
         Ok(ArrivalOutcome {
@@ -1049,6 +1046,117 @@ fn arrival_transaction(
             handed,
         })
     })
+}
+
+/// The attachments a body refers to (`codes_attachment`,
+/// `results_attachment`, `attachments`): message id and SHA-256 of each.
+fn attachment_refs(body: &Value) -> Vec<(&str, &str)> {
+    let single = ["codes_attachment", "results_attachment"]
+        .into_iter()
+        .filter_map(|k| body.get(k));
+    let listed = body
+        .get("attachments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    single
+        .chain(listed)
+        .filter_map(|r| Some((r.get("message_id")?.as_str()?, r.get("sha256")?.as_str()?)))
+        .collect()
+}
+
+/// How many of the attachments `body` refers to have not arrived from
+/// `from` in case `case_id` (with the content the reference names).
+fn missing_attachments(
+    conn: &mut DbConnection,
+    case_id: &str,
+    from: &str,
+    body: &Value,
+) -> QueryResult<usize> {
+    let mut missing = 0;
+    for (message_id, sha256) in attachment_refs(body) {
+        let here: i64 = messages::table
+            .filter(messages::from_party.eq(from))
+            .filter(messages::message_id.eq(message_id))
+            .filter(messages::case_id.eq(case_id))
+            .filter(messages::kind.eq(MessageKind::Attachment.to_i16()))
+            .filter(messages::body_sha256.eq(sha256))
+            .count()
+            .get_result_direct(conn)?;
+        if here == 0 {
+            missing += 1;
+        }
+    }
+    Ok(missing)
+}
+
+/// Marks the case answered with the outcome of answer `message_id`.
+fn apply_answer(
+    conn: &mut DbConnection,
+    case_id: &str,
+    actor: &str,
+    message_id: &str,
+    body: &Value,
+    now: i64,
+) -> QueryResult<()> {
+    let outcome = body
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("full")
+        .to_owned();
+    let state = answered_state(&outcome);
+    CaseAnswered {
+        case: case_id,
+        state: state.to_i16(),
+        outcome: &outcome,
+        at: now,
+    }
+    .execute_direct(conn)?;
+    audit_row(
+        conn,
+        case_id,
+        now,
+        actor,
+        "answer received",
+        json!({"message_id": message_id, "outcome": outcome}),
+    )
+}
+
+/// After an attachment arrived in a case we asked in: if an answer received
+/// earlier was waiting for it (and for nothing else), the case is answered
+/// now.
+fn answer_completed(
+    conn: &mut DbConnection,
+    case_id: &str,
+    from: &str,
+    actor: &str,
+    now: i64,
+) -> QueryResult<()> {
+    let (outcome, state): (Option<String>, i16) = cases::table
+        .find(case_id)
+        .select((cases::outcome, cases::state))
+        .first_direct(conn)?;
+    if outcome.is_some() || state == CaseState::Closed.to_i16() {
+        return Ok(()); // answered already
+    }
+    let answer: Option<(String, Vec<u8>)> = messages::table
+        .filter(messages::case_id.eq(case_id))
+        .filter(messages::kind.eq(MessageKind::Answer.to_i16()))
+        .filter(messages::direction.eq(Direction::In.to_i16()))
+        .order(messages::seq.desc())
+        .select((messages::message_id, messages::body))
+        .first_direct(conn)
+        .optional()?;
+    let Some((message_id, bytes)) = answer else {
+        return Ok(());
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(());
+    };
+    if missing_attachments(conn, case_id, from, &body)? == 0 {
+        apply_answer(conn, case_id, actor, &message_id, &body, now)?;
+    }
+    Ok(())
 }
 
 /// What an arriving request sets on its case.
