@@ -107,6 +107,41 @@ impl Node {
         s
     }
 
+    /// A counter's value from the node's `/metrics` (`name{labels}` as
+    /// written there; 0 when absent).
+    pub fn metric(&self, name_and_labels: &str) -> u64 {
+        let text = self.api().get("/metrics").text().expect("/metrics");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name_and_labels)
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Generates `packs` packs of this Party's data into the node (`gsp gen`,
+    /// `gsp import`) and returns its unit pack codes.
+    pub fn load_data(&self, packs: u64) -> Vec<String> {
+        let file = self.s().dir.path().join("data.csv");
+        let path = file.to_str().expect("utf-8 path");
+        ok(&self.s().run(&[
+            "gen",
+            "--packs",
+            &packs.to_string(),
+            "--party",
+            self.party(),
+            "--out",
+            path,
+        ]));
+        ok(&self.s().run(&["import", "-q", path]));
+        std::fs::read_to_string(&file)
+            .expect("the generated file")
+            .lines()
+            .filter(|l| l.starts_with("code,") && l.split(',').nth(2) == Some("unit"))
+            .filter_map(|l| l.split(',').nth(1).map(str::to_owned))
+            .collect()
+    }
+
     /// `GET /api/v1/cases/{id}` as the officer.
     pub fn case(&self, id: &str) -> Value {
         let r = self.api().get(&format!("/api/v1/cases/{id}"));
@@ -287,6 +322,16 @@ impl Net {
             .iter_mut()
             .find(|n| n.party() == party)
             .expect("party in the net")
+    }
+}
+
+/// Waits until `f` holds, polling every 100 ms; fails naming `what` after
+/// `secs`.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

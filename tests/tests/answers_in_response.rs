@@ -15,52 +15,10 @@ use gsp_federation::{MessageDraft, Part, PartyCode, Receipt, TemplateRef, UnixMi
 use gsp_node::federation::NodeIdentity;
 use gsp_node::for_each_backend;
 use gsp_node::tls::{self, StaticPins};
-use gsp_tests::directory::ok;
-use gsp_tests::federation::{Net, Node, common};
+use gsp_tests::federation::{Net, Node, common, wait_until};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A metric's value from a node's `/metrics`.
-fn metric(node: &Node, name_and_labels: &str) -> u64 {
-    let text = node.api().get("/metrics").text().unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name_and_labels)
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Generates `packs` packs of `party`'s data into the node; its unit codes.
-fn load_data(net: &Net, party: &str, packs: u64) -> Vec<String> {
-    let n = net.node(party);
-    let file = n.s().dir.path().join("data.csv");
-    ok(&n.s().run(&[
-        "gen",
-        "--packs",
-        &packs.to_string(),
-        "--party",
-        party,
-        "--out",
-        file.to_str().unwrap(),
-    ]));
-    ok(&n.s().run(&["import", "-q", file.to_str().unwrap()]));
-    std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("code,") && l.split(',').nth(2) == Some("unit"))
-        .map(|l| l.split(',').nth(1).unwrap().to_owned())
-        .collect()
-}
+use std::time::Duration;
 
 fn verification(codes: &[String]) -> Value {
     let mut b = common("Packs seized at the port of Mombasa");
@@ -94,7 +52,7 @@ fn outbox_state(node: &Node, id: &str) -> String {
 for_each_backend! {
     fn an_automatic_answer_comes_back_in_the_response(backend: Backend) {
         let mut net = Net::new(backend, &["KEN", "PAK"], "");
-        let codes = load_data(&net, "PAK", 100);
+        let codes = net.node("PAK").load_data(100);
         net.start_all();
         let (ken, pak) = (net.node("KEN"), net.node("PAK"));
 
@@ -102,25 +60,25 @@ for_each_backend! {
         let done = ken.wait_case(&case, "answered_full", 30);
         let answer = done["messages"].as_array().unwrap().iter().find(|m| m["kind"] == "answer").cloned().unwrap();
         assert_eq!(answer["body"]["results"].as_array().unwrap().len(), 5);
-        assert_eq!(metric(pak, "gsp_answers_in_response_total{direction=\"sent\"}"), 1);
-        assert_eq!(metric(ken, "gsp_answers_in_response_total{direction=\"taken\"}"), 1);
+        assert_eq!(pak.metric("gsp_answers_in_response_total{direction=\"sent\"}"), 1);
+        assert_eq!(ken.metric("gsp_answers_in_response_total{direction=\"taken\"}"), 1);
 
         // KEN's receipt comes back in a batch well inside the 10-second hold
         // and settles PAK's answer: never delivered on its own.
         wait_until("PAK's answer settled by the returned receipt", 8, || answer_of(pak, &case)["state"] == "delivered");
         let theirs = answer_of(pak, &case);
         assert!(theirs["receipt"].as_str().unwrap().len() > 100, "{theirs:#}");
-        assert_eq!(metric(pak, "gsp_response_receipts_total{result=\"recorded\"}"), 1);
-        assert_eq!(metric(pak, "gsp_delivery_attempts_total{result=\"delivered\"}"), 0);
+        assert_eq!(pak.metric("gsp_response_receipts_total{result=\"recorded\"}"), 1);
+        assert_eq!(pak.metric("gsp_delivery_attempts_total{result=\"delivered\"}"), 0);
         assert_eq!(outbox_state(pak, theirs["message_id"].as_str().unwrap()), "delivered");
         // KEN recorded the answer once (the request's delivery is its only attempt).
-        assert_eq!(metric(ken, "gsp_federation_received_total{result=\"accepted\"}"), 1);
-        assert_eq!(metric(ken, "gsp_delivery_attempts_total{result=\"delivered\"}"), 1);
+        assert_eq!(ken.metric("gsp_federation_received_total{result=\"accepted\"}"), 1);
+        assert_eq!(ken.metric("gsp_delivery_attempts_total{result=\"delivered\"}"), 1);
     }
 
     fn a_sender_that_does_not_take_answers_in_responses_gets_them_delivered(backend: Backend) {
         let mut net = Net::new(backend, &["KEN", "PAK"], "");
-        let codes = load_data(&net, "PAK", 100);
+        let codes = net.node("PAK").load_data(100);
         let toml = net.node("KEN").s().dir.path().join("gsp.toml");
         let mut text = std::fs::read_to_string(&toml).unwrap();
         text.push_str("\n[exchange]\nanswers_in_response = false\n");
@@ -131,14 +89,14 @@ for_each_backend! {
         let case = ken.compose("PAK", "uid-verification", verification(&codes[..3]));
         ken.wait_case(&case, "answered_full", 30);
         wait_until("PAK's answer delivered", 20, || answer_of(pak, &case)["state"] == "delivered");
-        assert_eq!(metric(pak, "gsp_answers_in_response_total{direction=\"sent\"}"), 0);
-        assert_eq!(metric(pak, "gsp_delivery_attempts_total{result=\"delivered\"}"), 1);
-        assert_eq!(metric(ken, "gsp_answers_in_response_total{direction=\"taken\"}"), 0);
+        assert_eq!(pak.metric("gsp_answers_in_response_total{direction=\"sent\"}"), 0);
+        assert_eq!(pak.metric("gsp_delivery_attempts_total{result=\"delivered\"}"), 1);
+        assert_eq!(ken.metric("gsp_answers_in_response_total{direction=\"taken\"}"), 0);
     }
 
     fn returned_receipts_are_checked_one_by_one(backend: Backend) {
         let mut net = Net::new(backend, &["KEN", "PAK"], "request_timeout_secs = 5\n[exchange]\nretry_base_ms = 100\nretry_cap_secs = 1\n");
-        let codes = load_data(&net, "PAK", 100);
+        let codes = net.node("PAK").load_data(100);
         net.start_all();
         let pak = net.node("PAK");
         let ken_keys = NodeIdentity::load(&net.node("KEN").s().dir.path().join("keys")).unwrap();
@@ -220,7 +178,7 @@ for_each_backend! {
         let (s, _, bytes) = batch(&[genuine]);
         let v = refused_of(&bytes);
         assert_eq!((s, v["recorded"].as_u64(), v["refused"].as_array().map(Vec::len)), (200, Some(0), Some(0)), "{v}");
-        assert_eq!(metric(pak, "gsp_delivery_attempts_total{result=\"delivered\"}"), 0);
+        assert_eq!(pak.metric("gsp_delivery_attempts_total{result=\"delivered\"}"), 0);
 
         // An answer whose receipt never comes back is sent on its own once
         // the hold runs out: to KEN's node, which never asked, and refuses it.
@@ -229,7 +187,7 @@ for_each_backend! {
         std::thread::sleep(Duration::from_secs(5));
         assert_eq!(outbox_state(pak, &lost_id), "pending", "held");
         wait_until("the held answer sent on its own", 30, || outbox_state(pak, &lost_id) == "failed");
-        assert_eq!(metric(pak, "gsp_delivery_attempts_total{result=\"refused\"}"), 1);
-        assert_eq!(metric(net.node("KEN"), "gsp_federation_refused_total{code=\"case_conflict\"}"), 1);
+        assert_eq!(pak.metric("gsp_delivery_attempts_total{result=\"refused\"}"), 1);
+        assert_eq!(net.node("KEN").metric("gsp_federation_refused_total{code=\"case_conflict\"}"), 1);
     }
 }

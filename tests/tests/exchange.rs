@@ -7,31 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gsp_node::for_each_backend;
-use gsp_tests::directory::ok;
 use gsp_tests::federation::{Net, common};
 use serde_json::{Value, json};
-
-/// Generates `packs` packs of `party`'s data into the node and returns its pack codes.
-fn load_data(net: &Net, party: &str, packs: u64) -> Vec<String> {
-    let n = net.node(party);
-    let file = n.s().dir.path().join("data.csv");
-    ok(&n.s().run(&[
-        "gen",
-        "--packs",
-        &packs.to_string(),
-        "--party",
-        party,
-        "--out",
-        file.to_str().unwrap(),
-    ]));
-    ok(&n.s().run(&["import", "-q", file.to_str().unwrap()]));
-    std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("code,") && l.split(',').nth(2) == Some("unit"))
-        .map(|l| l.split(',').nth(1).unwrap().to_owned())
-        .collect()
-}
 
 fn body(mut common: serde_json::Map<String, Value>, extra: Value) -> Value {
     for (k, v) in extra.as_object().unwrap() {
@@ -47,7 +24,7 @@ fn messages(case: &Value) -> Vec<Value> {
 for_each_backend! {
     fn every_template_and_policy_between_two_nodes(backend: Backend) {
         let mut net = Net::new(backend, &["KEN", "PAK"], "[exchange.policies]\nuid-verification = \"automatic\"\nseizure = \"two-person\"\n");
-        let pak_codes = load_data(&net, "PAK", 3000);
+        let pak_codes = net.node("PAK").load_data(3000);
         net.start_all();
         let ken = net.node("KEN");
         let pak = net.node("PAK");

@@ -13,10 +13,10 @@ use gsp_federation::{MessageDraft, PartyCode, TemplateRef, UnixMillis};
 use gsp_node::federation::NodeIdentity;
 use gsp_node::for_each_backend;
 use gsp_node::tls::{self, StaticPins};
-use gsp_tests::federation::{Net, Node, common};
+use gsp_tests::federation::{Net, Node, common, wait_until};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Quick retries, and short delivery timeouts so a crashed sender's claims
 /// lapse quickly. (The harness appends this right after `[federation] listen`.)
@@ -31,29 +31,10 @@ fn free_text(subject: &str) -> Value {
     Value::Object(b)
 }
 
-/// A metric's value from a node's `/metrics`.
-fn metric(node: &Node, name_and_labels: &str) -> u64 {
-    let text = node.api().get("/metrics").text().unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name_and_labels)
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// The `outbox` part of a node's `gsp status --json`.
 fn outbox_status(node: &Node) -> Value {
     let out = node.s().run(&["status", "--json"]);
     serde_json::from_slice::<Value>(&out.stdout).expect("gsp status --json")["outbox"].clone()
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn outbox(node: &Node) -> Vec<Value> {
@@ -124,19 +105,19 @@ for_each_backend! {
         assert_eq!(net.node("KEN").cases()[0]["state"], "queued");
         net.node_mut("PAK").start();
         net.node("KEN").wait_case(&case, "delivered", 30);
-        wait_until("PAK's metrics", 5, || metric(net.node("PAK"), "gsp_federation_received_total{result=\"accepted\"}") == 1);
-        assert_eq!(metric(net.node("PAK"), "gsp_federation_received_total{result=\"duplicate\"}"), 0);
+        wait_until("PAK's metrics", 5, || net.node("PAK").metric("gsp_federation_received_total{result=\"accepted\"}") == 1);
+        assert_eq!(net.node("PAK").metric("gsp_federation_received_total{result=\"duplicate\"}"), 0);
         // Every attempt KEN made started from a message its worker took —
         // through a place or from the outbox; the retries after a back-off
         // (at least two here) all came from the outbox.
         let ken = net.node("KEN");
         let attempts: u64 = ["delivered", "retry", "refused"]
             .iter()
-            .map(|r| metric(ken, &format!("gsp_delivery_attempts_total{{result=\"{r}\"}}")))
+            .map(|r| ken.metric(&format!("gsp_delivery_attempts_total{{result=\"{r}\"}}")))
             .sum();
         let (place, from_outbox) = (
-            metric(ken, "gsp_delivery_taken_total{from=\"place\"}"),
-            metric(ken, "gsp_delivery_taken_total{from=\"outbox\"}"),
+            ken.metric("gsp_delivery_taken_total{from=\"place\"}"),
+            ken.metric("gsp_delivery_taken_total{from=\"outbox\"}"),
         );
         assert_eq!(place + from_outbox, attempts, "place {place}, outbox {from_outbox}");
         assert!(from_outbox >= 2, "retries are claimed from the outbox: {from_outbox}");
@@ -367,7 +348,7 @@ for_each_backend! {
         assert_eq!(s2, 200);
         assert_eq!(receipt1, receipt2, "a duplicate gets the original receipt");
         assert_eq!(net.node("PAK").cases().len(), cases_before + 1);
-        assert_eq!(metric(net.node("PAK"), "gsp_federation_received_total{result=\"duplicate\"}"), 1);
+        assert_eq!(net.node("PAK").metric("gsp_federation_received_total{result=\"duplicate\"}"), 1);
 
         // An attachment that arrives before its request: the case is made
         // for it, unlisted, and the request then completes it.
@@ -462,7 +443,7 @@ for_each_backend! {
         // Nothing of the refused messages was stored.
         assert_eq!(net.node("PAK").cases().len(), stored);
         for code in ["expired", "wrong_recipient", "invalid_body", "decrypt_failed", "too_large", "unauthenticated_peer"] {
-            assert_eq!(metric(net.node("PAK"), &format!("gsp_federation_refused_total{{code=\"{code}\"}}")), 1, "{code}");
+            assert_eq!(net.node("PAK").metric(&format!("gsp_federation_refused_total{{code=\"{code}\"}}")), 1, "{code}");
         }
     }
 }
@@ -502,10 +483,10 @@ fn two_instances_on_one_postgresql_database_never_send_twice() {
     }
     let pak = net.node("PAK");
     wait_until("PAK to count 40 messages", 10, || {
-        metric(pak, "gsp_federation_received_total{result=\"accepted\"}") == 40
+        pak.metric("gsp_federation_received_total{result=\"accepted\"}") == 40
     });
     assert_eq!(
-        metric(pak, "gsp_federation_received_total{result=\"duplicate\"}"),
+        pak.metric("gsp_federation_received_total{result=\"duplicate\"}"),
         0,
         "a message was sent twice"
     );

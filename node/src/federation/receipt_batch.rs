@@ -83,14 +83,16 @@ pub async fn receive(
     {
         fed.peers.observe_checkpoint(peer, c);
     }
-    if let Err(e) = frames::decode(&body, MAX_RECEIPTS) {
-        return error(StatusCode::BAD_REQUEST, "malformed_batch", &e.to_string());
-    }
     let st = state.clone();
     let checked = tokio::task::spawn_blocking(move || check_all(&st, peer, &body)).await;
     let (settles, refused) = match checked {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "internal_error", &e),
+        Ok(Err(BatchError::Malformed(e))) => {
+            return error(StatusCode::BAD_REQUEST, "malformed_batch", &e);
+        }
+        Ok(Err(BatchError::Internal(e))) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "internal_error", &e);
+        }
         Err(e) => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -134,16 +136,28 @@ pub async fn receive(
     res.json(json!({"recorded": count, "refused": refused}))
 }
 
-/// Checks every receipt of `body` (frames already checked): those that
-/// settle an answer, and a sentence for each refused one.
+/// Why a batch was refused as a whole.
+enum BatchError {
+    /// Its framing is broken (SPEC `malformed_batch`).
+    Malformed(String),
+    /// The node failed.
+    Internal(String),
+}
+
+/// Checks every receipt of `body`: those that settle an answer, and a
+/// sentence for each refused one.
 fn check_all(
     state: &FederationState,
     peer: PartyCode,
     body: &[u8],
-) -> Result<(Vec<Settles>, Vec<serde_json::Value>), String> {
+) -> Result<(Vec<Settles>, Vec<serde_json::Value>), BatchError> {
     let fed = &state.federation;
-    let frames = frames::decode(body, MAX_RECEIPTS).map_err(|e| e.to_string())?;
-    let mut conn = state.db.conn().map_err(|e| e.to_string())?;
+    let frames =
+        frames::decode(body, MAX_RECEIPTS).map_err(|e| BatchError::Malformed(e.to_string()))?;
+    let mut conn = state
+        .db
+        .conn()
+        .map_err(|e| BatchError::Internal(e.to_string()))?;
     let keys = fed.peers.signing_keys(peer);
     let now = store::now_ms();
     let skew = Duration::from_secs(state.config.federation.clock_skew_secs);
@@ -168,7 +182,7 @@ fn check_all(
             let id = receipt.message_id.to_string();
             let Some((seq, envelope)) =
                 outbox::pending_message(&mut conn, us.as_str(), peer.as_str(), &id)
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("reading the outbox: {e}"))?
             else {
                 // Delivered on its own meanwhile, or never ours: nothing to
                 // settle, and nothing wrong with a late copy.
