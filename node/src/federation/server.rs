@@ -7,8 +7,11 @@
 //! records the message, its case and the signed receipt in one database
 //! transaction before answering 200 with the receipt. A small request under
 //! the automatic policy is answered in that same transaction (its answer
-//! looked up and sealed after opening, see `exchange::auto`). Rejections answer with
-//! the SPEC's error code and a signed rejection receipt, and store nothing.
+//! looked up and sealed after opening, see `exchange::auto`), and that
+//! answer goes back in the response when the sender asks for it (SPEC.md
+//! §15.6; its receipt comes back through `receipt_batch`). Rejections answer
+//! with the SPEC's error code and a signed rejection receipt, and store
+//! nothing.
 
 use super::Federation;
 use super::arrival;
