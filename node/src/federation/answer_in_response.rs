@@ -14,7 +14,7 @@
 //! own — and a copy of an answer recorded here gets its original receipt.
 
 use super::arrival;
-use super::delivery::Delivery;
+use super::delivery::{Delivery, read_capped};
 use super::peers::Peer;
 use super::server::CHECKPOINT_HEADER;
 use crate::exchange::model::MessageKind;
@@ -28,6 +28,10 @@ use std::time::Duration;
 /// How long receipts gather before a batch goes back: long enough for many
 /// to share one request under load, short against the peer's hold.
 const GATHER: Duration = Duration::from_millis(20);
+
+/// Most of a reply to a batch of receipts that is read (a refusal's JSON
+/// names each refused receipt by its place).
+const REPLY_LIMIT: usize = 1024 * 1024;
 
 /// Receipts waiting to go back to each peer.
 #[derive(Default)]
@@ -195,7 +199,11 @@ impl Delivery {
             }
             match req.send().await {
                 Ok(res) if res.status().is_success() => {
-                    let answer: serde_json::Value = res.json().await.unwrap_or_default();
+                    let answer: serde_json::Value = read_capped(res, REPLY_LIMIT)
+                        .await
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok())
+                        .unwrap_or_default();
                     let refused = answer
                         .get("refused")
                         .and_then(serde_json::Value::as_array)
@@ -207,7 +215,10 @@ impl Delivery {
                 }
                 Ok(res) => {
                     let status = res.status();
-                    let text = res.text().await.unwrap_or_default();
+                    let text = read_capped(res, REPLY_LIMIT)
+                        .await
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_else(|e| e);
                     last = format!("{endpoint}: {status}: {text}");
                 }
                 Err(e) => last = format!("{endpoint}: {e}"),

@@ -358,7 +358,10 @@ impl Delivery {
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(';').next().map(str::trim) == Some(FRAMES_TYPE));
-            let bytes = match res.bytes().await {
+            // A receipt, or a receipt and an answer envelope (§15.6), or a
+            // JSON refusal: never more than an envelope and a little.
+            let limit = self.config.federation.max_envelope_bytes + RESPONSE_MARGIN;
+            let bytes = match read_capped(res, limit).await {
                 Ok(b) => b,
                 Err(e) => {
                     last = format!("{endpoint}: reading the response: {e}");
@@ -445,6 +448,29 @@ impl Delivery {
     }
 }
 
+/// Room in a delivery response beyond the largest envelope: the receipt,
+/// the frames' lengths, a refusal's JSON.
+const RESPONSE_MARGIN: usize = 64 * 1024;
+
+/// The body of `res`, read up to `limit` bytes; an error naming the limit
+/// if the peer sends more (a peer cannot make us hold an unbounded body).
+pub(super) async fn read_capped(
+    mut res: reqwest::Response,
+    limit: usize,
+) -> Result<actix_web::web::Bytes, String> {
+    if res.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(format!("the response is longer than {limit} bytes"));
+    }
+    let mut body = actix_web::web::BytesMut::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the response is longer than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 fn verify_receipt(
     bytes: &[u8],
     envelope: &[u8],
@@ -475,5 +501,25 @@ fn verify_receipt(
         gsp_federation::Verdict::Rejected(code) => {
             Err(format!("the receipt says rejected: {code}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn response(body: Vec<u8>) -> reqwest::Response {
+        reqwest::Response::from(http::Response::new(body))
+    }
+
+    #[tokio::test]
+    async fn a_response_is_read_up_to_its_limit_and_no_further() {
+        let read = read_capped(response(vec![7u8; 1000]), 1000).await.unwrap();
+        assert_eq!(read.len(), 1000);
+        let refused = read_capped(response(vec![7u8; 1001]), 1000)
+            .await
+            .unwrap_err();
+        assert_eq!(refused, "the response is longer than 1000 bytes");
     }
 }
