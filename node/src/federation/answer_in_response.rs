@@ -16,7 +16,6 @@
 use super::arrival;
 use super::delivery::{Delivery, read_capped};
 use super::peers::Peer;
-use super::server::CHECKPOINT_HEADER;
 use crate::exchange::model::MessageKind;
 use crate::exchange::store::{self, ArrivalOutcome, ExchangeError, PreparedArrival};
 use gsp_federation::PartyCode;
@@ -190,13 +189,7 @@ impl Delivery {
         let mut last = String::from("no URL in the directory record");
         for url in &peer.urls {
             let endpoint = format!("{}/federation/v1/receipts", url.trim_end_matches('/'));
-            let mut req = client
-                .post(&endpoint)
-                .header("content-type", FRAMES_TYPE)
-                .body(body.clone());
-            if let Some(c) = peers.checkpoint() {
-                req = req.header(CHECKPOINT_HEADER, c);
-            }
+            let req = self.post(&client, &endpoint, FRAMES_TYPE, body.clone());
             match req.send().await {
                 Ok(res) if res.status().is_success() => {
                     let answer: serde_json::Value = read_capped(res, REPLY_LIMIT)

@@ -17,7 +17,9 @@
 use super::Federation;
 use super::answer_in_response::ReceiptReturns;
 use super::peers::Peer;
-use super::server::{ACCEPT, ANSWER_IN_RESPONSE_HEADER, CHECKPOINT_HEADER, ENVELOPE_TYPE};
+use super::server::{
+    ACCEPT, ANSWER_IN_RESPONSE_HEADER, CHECKPOINT_HEADER, ENVELOPE_TYPE, media_is,
+};
 use super::wake::{OutboxWake, PeerWorker};
 use crate::config::Config;
 use crate::exchange::outbox::{self, Due};
@@ -310,6 +312,25 @@ impl Delivery {
         Ok(client)
     }
 
+    /// A POST of `body` as `media` to a peer's `endpoint`, with our latest
+    /// directory checkpoint (SPEC §15.5).
+    pub(super) fn post(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &str,
+        media: &str,
+        body: actix_web::web::Bytes,
+    ) -> reqwest::RequestBuilder {
+        let req = client
+            .post(endpoint)
+            .header("content-type", media)
+            .body(body);
+        match self.federation.peers.checkpoint() {
+            Some(c) => req.header(CHECKPOINT_HEADER, c),
+            None => req,
+        }
+    }
+
     async fn attempt(&self, d: &Due, _timeout: Duration) -> Attempt {
         let peers = &self.federation.peers;
         if let Err(why) = peers.usable(store::now_ms()) {
@@ -328,15 +349,9 @@ impl Delivery {
         let mut last = String::from("no URL in the directory record");
         for url in &peer.urls {
             let endpoint = format!("{}/federation/v1/messages", url.trim_end_matches('/'));
-            let mut req = client
-                .post(&endpoint)
-                .header("content-type", ENVELOPE_TYPE)
-                .body(d.envelope.clone());
+            let mut req = self.post(&client, &endpoint, ENVELOPE_TYPE, d.envelope.clone());
             if self.config.exchange.answers_in_response {
                 req = req.header(ANSWER_IN_RESPONSE_HEADER, ACCEPT);
-            }
-            if let Some(c) = peers.checkpoint() {
-                req = req.header(CHECKPOINT_HEADER, c);
             }
             let res = match req.send().await {
                 Ok(r) => r,
@@ -353,11 +368,12 @@ impl Delivery {
                 peers.observe_checkpoint(party, c);
             }
             let status = res.status();
-            let framed = res
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.split(';').next().map(str::trim) == Some(FRAMES_TYPE));
+            let framed = media_is(
+                res.headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                FRAMES_TYPE,
+            );
             // A receipt, or a receipt and an answer envelope (§15.6), or a
             // JSON refusal: never more than an envelope and a little.
             let limit = self.config.federation.max_envelope_bytes + RESPONSE_MARGIN;

@@ -6,7 +6,10 @@
 //! its own (named by its place in the batch) and changes nothing: its answer
 //! is sent on its own once its hold runs out.
 
-use super::server::{CHECKPOINT_HEADER, FederationState, NOT_A_PARTY, calling_party, read_limited};
+use super::server::{
+    CHECKPOINT_HEADER, FederationState, NOT_A_PARTY, calling_party, media_is, observe_checkpoint,
+    read_limited,
+};
 use crate::exchange::{outbox, store};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -47,12 +50,11 @@ pub async fn receive(
     let Some(peer) = calling_party(fed, &req) else {
         return error(StatusCode::FORBIDDEN, "unauthenticated_peer", NOT_A_PARTY);
     };
-    let media = req
+    let content_type = req
         .headers()
         .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if media.split(';').next().map(str::trim) != Some(FRAMES_TYPE) {
+        .and_then(|v| v.to_str().ok());
+    if !media_is(content_type, FRAMES_TYPE) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -76,13 +78,7 @@ pub async fn receive(
             );
         }
     };
-    if let Some(c) = req
-        .headers()
-        .get(CHECKPOINT_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
-        fed.peers.observe_checkpoint(peer, c);
-    }
+    observe_checkpoint(fed, peer, &req);
     let st = state.clone();
     let checked = tokio::task::spawn_blocking(move || check_all(&st, peer, &body)).await;
     let (settles, refused) = match checked {

@@ -132,6 +132,27 @@ fn status_for(code: &str) -> StatusCode {
     }
 }
 
+/// A request header's value, if it is text.
+fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether a `Content-Type` value names the media type `ty` (parameters
+/// after `;` ignored).
+pub(super) fn media_is(content_type: Option<&str>, ty: &str) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        == Some(ty)
+}
+
+/// Takes note of the directory checkpoint the calling Party sent (SPEC §15.5).
+pub(super) fn observe_checkpoint(fed: &Federation, peer: PartyCode, req: &HttpRequest) {
+    if let Some(c) = header(req, CHECKPOINT_HEADER) {
+        fed.peers.observe_checkpoint(peer, c);
+    }
+}
+
 /// Reads the request body up to `limit` bytes; `None` when it is longer
 /// (refused before reading further when Content-Length says so).
 pub(super) async fn read_limited(
@@ -176,12 +197,7 @@ pub async fn receive(
             None,
         );
     }
-    let media = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if media.split(';').next().map(str::trim) != Some(ENVELOPE_TYPE) {
+    if !media_is(header(&req, "content-type"), ENVELOPE_TYPE) {
         return reject(
             &state,
             status_for("unsupported_media_type"),
@@ -246,13 +262,7 @@ pub async fn receive(
             Some((&body, routing.message_id, peer)),
         );
     }
-    if let Some(c) = req
-        .headers()
-        .get(CHECKPOINT_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
-        fed.peers.observe_checkpoint(peer, c);
-    }
+    observe_checkpoint(fed, peer, &req);
 
     // Open (CPU work) off the async threads, then record it through the
     // database's writer (one commit shared with other writes arriving now).
@@ -293,10 +303,7 @@ pub async fn receive(
     .await;
     // The sender takes an answer made now in this response (SPEC §15.6).
     let in_response = state.config.exchange.answers_in_response
-        && req
-            .headers()
-            .get(ANSWER_IN_RESPONSE_HEADER)
-            .and_then(|v| v.to_str().ok())
+        && header(&req, ANSWER_IN_RESPONSE_HEADER)
             .is_some_and(|v| v.trim().eq_ignore_ascii_case(ACCEPT));
     let outcome = match opened {
         Ok(Ok(Opened::New(arrived, answer))) => {
