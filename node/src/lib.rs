@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod federation;
 pub mod local_ports;
 pub mod metrics;
+pub mod offload;
 pub mod storage;
 pub mod tls;
 pub mod web;

@@ -60,7 +60,8 @@ settings! {
         max_body_bytes: usize = 16 * 1024 * 1024;
         /// Worker threads serving HTTP (0 = one per CPU core).
         workers: usize = 0;
-        /// Threads per worker for database work and sealing (at least 1).
+        /// Threads per worker for database work and for sealing bodies over
+        /// 16 KiB (at least 1; smaller ones are sealed on the worker itself).
         /// More let more slow reads wait at once (PostgreSQL far away); more
         /// than needed only compete for the same cores.
         blocking_threads: usize = 8;

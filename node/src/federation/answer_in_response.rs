@@ -100,7 +100,7 @@ impl Delivery {
     ) -> Option<Box<PreparedArrival>> {
         let (fed, config) = (self.federation.clone(), self.config.clone());
         let now = store::now_ms();
-        let opened = tokio::task::spawn_blocking(move || {
+        let opened = crate::offload::cpu(envelope.len(), move || {
             arrival::open_and_prepare(&fed, &config, envelope, now)
         })
         .await;

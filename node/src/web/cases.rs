@@ -87,8 +87,10 @@ pub struct ComposeIn {
 pub async fn compose(
     state: web::Data<AppState>,
     who: Officer,
+    req: actix_web::HttpRequest,
     body: web::Json<ComposeIn>,
 ) -> Result<HttpResponse, ApiError> {
+    let size = crate::offload::declared_size(&req);
     let user = who.require(Role::Officer)?.clone();
     let fed = federation(&state)?;
     let ComposeIn {
@@ -101,9 +103,9 @@ pub async fn compose(
     let attachments = decode(attachments)?;
     let settings = state.config.exchange.clone();
     let peer = to;
-    // Validate and seal off the async threads and outside the database's
-    // writer; the write only stores what was sealed.
-    let prepared = tokio::task::spawn_blocking(move || {
+    // Validate and seal outside the database's writer (the write only
+    // stores what was sealed), and off the async threads if large.
+    let prepared = crate::offload::cpu(size, move || {
         let req = ComposeRequest {
             to,
             template,
@@ -113,7 +115,7 @@ pub async fn compose(
         store::prepare_request(&fed.sealer(), &settings, &user, req, store::now_ms())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .map_err(ApiError::Internal)??;
     // Straight to the peer's delivery worker if it has a place (see
     // `federation::wake`); a place not used goes back when dropped.
     let place = state.outbox_wake.place_for(peer.as_str(), store::now_ms());
