@@ -140,7 +140,7 @@ impl Metrics {
         counter(
             &mut out,
             "gsp_federation_refused_total",
-            "Messages refused, by error code.",
+            "Federation requests refused, by error code (messages; rate_limited on every endpoint).",
             &refused_rows,
         );
         counter(

@@ -11,7 +11,8 @@ mod common;
 use diesel::prelude::*;
 use gsp_node::config::Config;
 use gsp_node::exchange::outbox::{
-    CANCELLED, cancel, claim, delivered, peers_due, release_claims, retry_case, retry_now,
+    CANCELLED, Retry, attempt_failed, cancel, claim, delivered, peers_due, release_claims,
+    retry_case, retry_now,
 };
 use gsp_node::for_each_backend;
 use gsp_node::storage::DbConnection;
@@ -115,6 +116,27 @@ fn case_state(conn: &mut DbConnection, id: &str) -> (i16, i64) {
     (s.state, s.updated_at)
 }
 
+/// Outbox row `seq`'s state, attempts, next attempt and last error.
+fn retry_of(conn: &mut DbConnection, seq: i64) -> (i16, i32, i64, Option<String>) {
+    #[derive(QueryableByName)]
+    struct Retried {
+        #[diesel(sql_type = diesel::sql_types::SmallInt)]
+        state: i16,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        attempts: i32,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        next_attempt_at: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        last_error: Option<String>,
+    }
+    let r: Retried = diesel::sql_query(format!(
+        "SELECT state, attempts, next_attempt_at, last_error FROM outbox WHERE message_seq = {seq}"
+    ))
+    .get_result(conn)
+    .unwrap();
+    (r.state, r.attempts, r.next_attempt_at, r.last_error)
+}
+
 fn seqs(due: &[gsp_node::exchange::outbox::Due]) -> Vec<i64> {
     due.iter().map(|d| d.seq).collect()
 }
@@ -193,6 +215,40 @@ for_each_backend! {
     /// when the peer accepted it (the receipt is the evidence of what the
     /// peer holds), with its own entry in the history; one delivered already
     /// or failed is left as it is.
+    fn a_failed_attempt_waits_its_back_off_or_longer_if_the_peer_asked(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        let mut conn = db.conn().unwrap();
+        let mut settings = Config::default().exchange;
+        (settings.retry_base_ms, settings.retry_cap_secs) = (100, 300);
+        case(&mut conn, "asked", 1);
+        sent(&mut conn, 1, "asked", 0, 2, 0);
+
+        // The back-off alone: 100 ms ± 25 %.
+        attempt_failed(&mut conn, &settings, 1, "503 internal_error", Retry::After { at_least_ms: 0 }, NOW).unwrap();
+        let (state, attempts, next, error) = retry_of(&mut conn, 1);
+        assert_eq!((state, attempts, error.as_deref()), (0, 1, Some("503 internal_error")));
+        assert!((NOW + 75..=NOW + 125).contains(&next), "{}", next - NOW);
+
+        // The peer asked for a second (429 with Retry-After: 1): longer than
+        // the 200 ms ± 25 % back-off of the second attempt.
+        attempt_failed(&mut conn, &settings, 1, "429 rate_limited", Retry::After { at_least_ms: 1000 }, NOW).unwrap();
+        assert_eq!(retry_of(&mut conn, 1), (0, 2, NOW + 1000, Some("429 rate_limited".to_owned())));
+
+        // A back-off longer than the wait asked for wins: 100 × 2^5 ms ± 25 %.
+        for _ in 0..3 {
+            attempt_failed(&mut conn, &settings, 1, "429 rate_limited", Retry::After { at_least_ms: 1000 }, NOW).unwrap();
+        }
+        let (_, attempts, next, _) = retry_of(&mut conn, 1);
+        assert_eq!(attempts, 5);
+        assert!((NOW + 1200..=NOW + 2000).contains(&next), "{}", next - NOW);
+
+        // Refused by the peer: failed at once, with the reason.
+        attempt_failed(&mut conn, &settings, 1, "422 invalid_body", Retry::Never, NOW).unwrap();
+        let (state, attempts, _, _) = retry_of(&mut conn, 1);
+        assert_eq!((state, attempts), (2, 6));
+        assert_eq!(case_state(&mut conn, "asked"), (8, NOW), "its case failed");
+    }
+
     fn delivery_outcomes_are_recorded_once_and_kept_as_evidence(backend: Backend) {
         let (_guard, db) = common::open(backend);
         let mut conn = db.conn().unwrap();

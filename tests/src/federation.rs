@@ -119,6 +119,20 @@ impl Node {
             .unwrap_or(0)
     }
 
+    /// A client with this node's TLS certificate that trusts only `peer`'s
+    /// pinned one, to talk to `peer`'s federation listener directly, as this
+    /// node's delivery does; and that listener's base URL.
+    pub fn federation_client_to(&self, peer: &Node) -> (reqwest::Client, String) {
+        use gsp_node::federation::NodeIdentity;
+        use gsp_node::tls::{self, StaticPins};
+        let mine = NodeIdentity::load(&self.s().dir.path().join("keys")).expect("own keys");
+        let theirs = NodeIdentity::load(&peer.s().dir.path().join("keys")).expect("peer keys");
+        let pins = std::sync::Arc::new(StaticPins::one(theirs.tls.spki_sha256));
+        let config = tls::client_config(pins, Some(&mine.tls)).expect("client TLS");
+        let client = tls::http_client(config, Duration::from_secs(20)).expect("client");
+        (client, format!("https://127.0.0.1:{}", peer.port))
+    }
+
     /// Generates `packs` packs of this Party's data into the node (`gsp gen`,
     /// `gsp import`) and returns its unit pack codes.
     pub fn load_data(&self, packs: u64) -> Vec<String> {

@@ -446,6 +446,53 @@ for_each_backend! {
             assert_eq!(net.node("PAK").metric(&format!("gsp_federation_refused_total{{code=\"{code}\"}}")), 1, "{code}");
         }
     }
+
+    fn a_party_over_its_share_is_told_to_wait_and_loses_nothing(backend: Backend) {
+        // PAK lets each Party send one request per second.
+        let mut net = Net::new(backend, &["KEN", "PAK"], &format!("peer_requests_per_second = 1\n{FAST_RETRIES}"));
+        net.start_all();
+        let (ken, pak) = (net.node("KEN"), net.node("PAK"));
+
+        // Ten messages at once: KEN's delivery sends up to eight together,
+        // PAK refuses what is over KEN's share, and KEN retries.
+        let sent: Vec<String> = (0..10).map(|i| ken.compose("PAK", "free-text", free_text(&format!("Question {i}")))).collect();
+        for id in &sent {
+            ken.wait_case(id, "delivered", 90);
+        }
+        let received: Vec<Value> = pak.cases();
+        for id in &sent {
+            assert_eq!(received.iter().filter(|c| c["id"] == id.as_str()).count(), 1, "{id} arrived once");
+        }
+        assert_eq!(received.len(), sent.len(), "nothing else arrived");
+        let limited = pak.metric("gsp_federation_refused_total{code=\"rate_limited\"}");
+        assert!(limited >= 1, "eight requests at once from a Party allowed one a second");
+        assert!(ken.metric("gsp_delivery_attempts_total{result=\"retry\"}") >= limited, "every refusal was retried");
+
+        // What a refused caller gets: 429, the SPEC code, Retry-After, and
+        // no receipt. Five fetches at once cannot all pass at one a second.
+        let (client, base) = ken.federation_client_to(pak);
+        let url = format!("{base}/federation/v1/receipts/{}", uuid::Uuid::now_v7());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let answers = rt.block_on(async {
+            let calls = (0..5).map(|_| async {
+                let r = client.get(&url).send().await.unwrap();
+                let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                (r.status().as_u16(), retry_after, r.json::<Value>().await.unwrap())
+            });
+            futures_util::future::join_all(calls).await
+        });
+        let refused: Vec<_> = answers.iter().filter(|(s, ..)| *s == 429).collect();
+        assert!(!refused.is_empty(), "{answers:?}");
+        for (_, retry_after, body) in &refused {
+            assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
+            assert_eq!(body["code"], "rate_limited", "{body}");
+            assert!(body["message"].as_str().unwrap().contains("KEN sent more than"), "{body}");
+            assert!(body["receipt"].is_null(), "{body}");
+        }
+        // The others were looked up: no such message from KEN.
+        assert!(answers.iter().all(|(s, ..)| *s == 429 || *s == 404), "{answers:?}");
+        assert_eq!(pak.metric("gsp_federation_refused_total{code=\"rate_limited\"}"), limited + refused.len() as u64);
+    }
 }
 
 /// Two `gsp serve` instances of one Party on one PostgreSQL database share

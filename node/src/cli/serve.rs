@@ -9,6 +9,7 @@ use crate::exchange::auto;
 use crate::exchange::outbox;
 use crate::federation::delivery::Delivery;
 use crate::federation::instance::InstanceSlot;
+use crate::federation::peer_limits::PeerLimits;
 use crate::federation::server::{self as fed_server, FederationState};
 use crate::federation::{Federation, NodeIdentity, Peers, workers};
 use crate::web::{AppState, bind};
@@ -96,6 +97,7 @@ impl ServeArgs {
                         outbox: outbox_wake.clone(),
                         lookups: Arc::new(LookupCaches::new(auto::LOOKUP_CACHE_AGE)),
                         metrics: metrics.clone(),
+                        limits: PeerLimits::new(&config.federation),
                     };
                     let (server, faddr) = fed_server::bind(fstate).map_err(std::io::Error::other)?;
                     tracing::info!(addr = %faddr, party = %fed.identity.party, "federation listening (mutual TLS 1.3)");

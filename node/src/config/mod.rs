@@ -205,6 +205,10 @@ impl Config {
                 "federation.blocking_threads",
                 self.federation.blocking_threads,
             ),
+            (
+                "federation.peer_max_in_flight",
+                self.federation.peer_max_in_flight,
+            ),
         ] {
             if n == 0 {
                 return Err(ConfigError::Invalid {

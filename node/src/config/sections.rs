@@ -150,6 +150,22 @@ settings! {
         /// automatic answers (at least 1). More than needed only compete for
         /// the same cores.
         blocking_threads: usize = 8;
+        /// Requests from one Party handled at once (messages, receipt
+        /// batches, receipt fetches); more get HTTP 429 `rate_limited` and
+        /// are retried by the sender. A GSP sender keeps up to its
+        /// `[exchange] in_flight_per_peer` messages (8 by default, at most
+        /// 256) in flight per instance: lower this only as far as the peers'
+        /// settings allow. At least 1.
+        peer_max_in_flight: usize = 256;
+        /// Bytes of request bodies from one Party read at once (a body
+        /// without a declared length counts as the largest envelope): bounds
+        /// the memory one Party can hold. A request is always let in when
+        /// none of the Party's is in flight, however large.
+        peer_max_in_flight_bytes: usize = 256 * 1024 * 1024;
+        /// Requests per second one Party may sustain, in bursts of up to one
+        /// second's worth; 0: no rate limit (the two limits above still
+        /// apply).
+        peer_requests_per_second: u32 = 0;
     }
 }
 

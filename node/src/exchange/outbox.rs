@@ -450,15 +450,28 @@ pub fn backoff_ms(settings: &ExchangeSettings, attempts: i32) -> i64 {
     (raw * jitter) as i64
 }
 
+/// What follows a failed delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// A transient failure: tried again after the back-off, and not sooner
+    /// than `at_least_ms` (what the peer asked for; 0: no wish).
+    After {
+        /// Milliseconds before the next attempt, at least.
+        at_least_ms: i64,
+    },
+    /// The peer refused the message itself: it fails at once.
+    Never,
+}
+
 /// Records a failed attempt. Transient errors are retried after a back-off
-/// until the message expires; `permanent` ones (the peer refused the message
-/// itself) fail it at once. Either way the reason is kept.
+/// (or the longer wait the peer asked for) until the message expires; those
+/// retried [`Retry::Never`] fail it at once. Either way the reason is kept.
 pub fn attempt_failed(
     conn: &mut DbConnection,
     settings: &ExchangeSettings,
     seq: i64,
     error: &str,
-    permanent: bool,
+    retry: Retry,
     now: i64,
 ) -> QueryResult<()> {
     write_transaction(conn, |conn| {
@@ -474,7 +487,13 @@ pub fn attempt_failed(
             return Ok(());
         }
         let attempts = attempts + 1;
-        let next = now + backoff_ms(settings, attempts - 1);
+        let (next, permanent) = match retry {
+            Retry::After { at_least_ms } => {
+                let wait = backoff_ms(settings, attempts - 1).max(at_least_ms);
+                (now.saturating_add(wait), false)
+            }
+            Retry::Never => (now, true),
+        };
         if permanent || next >= expires_at {
             let reason = if permanent {
                 format!("refused by the recipient: {error}")

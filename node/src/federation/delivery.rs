@@ -22,7 +22,7 @@ use super::server::{
 };
 use super::wake::{OutboxWake, PeerWorker};
 use crate::config::Config;
-use crate::exchange::outbox::{self, Due};
+use crate::exchange::outbox::{self, Due, Retry};
 use crate::exchange::store;
 use crate::storage::Database;
 use crate::tls::{self, StaticPins};
@@ -51,6 +51,9 @@ enum Attempt {
     Delivered(Vec<u8>),
     /// Try again later.
     Transient(String),
+    /// The peer asked us to wait (429 `rate_limited` with `Retry-After`,
+    /// SPEC §15.2): try again later, not before the given milliseconds.
+    Wait(String, i64),
     /// The peer refused the message itself.
     Refused(String),
 }
@@ -248,7 +251,7 @@ impl Delivery {
                 Attempt::Delivered(_) => {
                     tracing::info!(peer = %d.peer, id = %d.message_id, "delivered")
                 }
-                Attempt::Transient(e) => {
+                Attempt::Transient(e) | Attempt::Wait(e, _) => {
                     tracing::warn!(peer = %d.peer, id = %d.message_id, attempt = d.attempts + 1, error = %e, "delivery failed; will retry")
                 }
                 Attempt::Refused(e) => {
@@ -270,10 +273,17 @@ impl Delivery {
                     let recorded = match result {
                         Attempt::Delivered(receipt) => outbox::delivered(c, d.seq, receipt, now),
                         Attempt::Transient(e) => {
-                            outbox::attempt_failed(c, &settings, d.seq, e, false, now)
+                            let retry = Retry::After { at_least_ms: 0 };
+                            outbox::attempt_failed(c, &settings, d.seq, e, retry, now)
+                        }
+                        Attempt::Wait(e, at_least_ms) => {
+                            let retry = Retry::After {
+                                at_least_ms: *at_least_ms,
+                            };
+                            outbox::attempt_failed(c, &settings, d.seq, e, retry, now)
                         }
                         Attempt::Refused(e) => {
-                            outbox::attempt_failed(c, &settings, d.seq, e, true, now)
+                            outbox::attempt_failed(c, &settings, d.seq, e, Retry::Never, now)
                         }
                     };
                     if let Err(e) = recorded {
@@ -368,6 +378,7 @@ impl Delivery {
                 peers.observe_checkpoint(party, c);
             }
             let status = res.status();
+            let retry_after = retry_after_ms(res.headers(), &self.config);
             let framed = media_is(
                 res.headers()
                     .get("content-type")
@@ -430,7 +441,9 @@ impl Delivery {
             let (code, message) = (field("code"), field("message"));
             let text = format!("{} {code}: {message}", status.as_u16());
             return match (status.as_u16(), code.as_str()) {
-                (429 | 503, _) | (_, "internal_error" | "directory_stale" | "rate_limited") => {
+                // Over our share of the peer's listener: not before it says.
+                (429, _) => Attempt::Wait(text, retry_after),
+                (503, _) | (_, "internal_error" | "directory_stale" | "rate_limited") => {
                     Attempt::Transient(text)
                 }
                 // The receiver already accepted this id (SPEC §7.2): delivered,
@@ -462,6 +475,20 @@ impl Delivery {
         }
         Attempt::Transient(last)
     }
+}
+
+/// The wait a peer asks for in `Retry-After` (whole seconds; the HTTP-date
+/// form is not used between nodes and counts as none), in milliseconds and
+/// never more than our own longest back-off (`[exchange] retry_cap_secs`):
+/// a peer cannot hold a message back until it expires.
+fn retry_after_ms(headers: &reqwest::header::HeaderMap, config: &Config) -> i64 {
+    let asked = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let secs = asked.min(config.exchange.retry_cap_secs.max(1));
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 /// Room in a delivery response beyond the largest envelope: the receipt,
@@ -527,6 +554,27 @@ mod tests {
 
     fn response(body: Vec<u8>) -> reqwest::Response {
         reqwest::Response::from(http::Response::new(body))
+    }
+
+    #[test]
+    fn a_peer_s_retry_after_is_taken_up_to_our_own_cap() {
+        let mut config = Config::default();
+        config.exchange.retry_cap_secs = 300;
+        let wait = |value: Option<&str>| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Some(v) = value {
+                headers.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            }
+            retry_after_ms(&headers, &config)
+        };
+        assert_eq!(wait(Some("1")), 1000);
+        assert_eq!(wait(Some(" 30 ")), 30_000);
+        // A peer cannot hold our messages back until they expire.
+        assert_eq!(wait(Some("999999999999")), 300_000);
+        // None, or a form we do not take: no wish.
+        assert_eq!(wait(None), 0);
+        assert_eq!(wait(Some("Wed, 21 Oct 2026 07:28:00 GMT")), 0);
+        assert_eq!(wait(Some("-5")), 0);
     }
 
     #[tokio::test]

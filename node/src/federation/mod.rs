@@ -10,6 +10,7 @@ pub mod arrival;
 pub mod delivery;
 pub mod identity;
 pub mod instance;
+pub mod peer_limits;
 pub mod peers;
 pub mod receipt_batch;
 pub mod sealer;

@@ -7,8 +7,8 @@
 //! is sent on its own once its hold runs out.
 
 use super::server::{
-    CHECKPOINT_HEADER, FederationState, NOT_A_PARTY, calling_party, media_is, observe_checkpoint,
-    read_limited,
+    CHECKPOINT_HEADER, FederationState, NOT_A_PARTY, admit, calling_party, declared_or, media_is,
+    observe_checkpoint, read_limited,
 };
 use crate::exchange::{outbox, store};
 use actix_web::http::StatusCode;
@@ -61,6 +61,10 @@ pub async fn receive(
             &format!("send {FRAMES_TYPE}"),
         );
     }
+    let _permit = match admit(&state, peer, declared_or(&req, MAX_BATCH_BYTES)) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
     let body = match read_limited(&req, payload, MAX_BATCH_BYTES).await {
         Ok(Some(b)) => b,
         Ok(None) => {

@@ -15,6 +15,7 @@
 
 use super::Federation;
 use super::arrival;
+use super::peer_limits::{self, PeerLimits, Permit};
 use super::peers::Peers;
 use crate::config::Config;
 use crate::exchange::auto;
@@ -58,6 +59,8 @@ pub struct FederationState {
     pub lookups: Arc<crate::data::query::bulk::LookupCaches>,
     /// Counters.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Each calling Party's share of this listener.
+    pub limits: Arc<PeerLimits>,
 }
 
 /// The directory's pins as the TLS server's client-certificate check.
@@ -119,6 +122,35 @@ fn reject(
         res.insert_header(("Retry-After", "30"));
     }
     res.json(serde_json::json!({"code": code, "message": message, "receipt": receipt}))
+}
+
+/// Counts a request of `peer` with a body of `bytes` against its share of
+/// this listener (see `peer_limits`), or gives the `429 rate_limited`
+/// response, with no receipt: nothing of the request was read.
+pub(super) fn admit(
+    state: &FederationState,
+    peer: PartyCode,
+    bytes: usize,
+) -> Result<Permit, Box<HttpResponse>> {
+    state
+        .limits
+        .admit(peer, bytes, std::time::Instant::now())
+        .map_err(|refusal| {
+            // Counted, not logged at warn: a flood would flood the log too.
+            tracing::debug!(peer = peer.as_str(), why = %refusal.0, "federation request over its Party's share");
+            state.metrics.refused("rate_limited");
+            let mut res = HttpResponse::TooManyRequests();
+            res.insert_header(("Retry-After", peer_limits::RETRY_AFTER_SECS.to_string()));
+            Box::new(res.json(
+                serde_json::json!({"code": "rate_limited", "message": refusal.0, "receipt": null}),
+            ))
+        })
+}
+
+/// The body length a request declares, or `otherwise` (the endpoint's
+/// largest) when it declares none or more.
+pub(super) fn declared_or(req: &HttpRequest, otherwise: usize) -> usize {
+    crate::offload::declared_size(req).min(otherwise)
 }
 
 fn status_for(code: &str) -> StatusCode {
@@ -216,6 +248,10 @@ pub async fn receive(
         );
     };
     let max = state.config.federation.max_envelope_bytes;
+    let _permit = match admit(&state, peer, declared_or(&req, max)) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
     let body = match read_limited(&req, payload, max).await {
         Ok(Some(b)) => b,
         Ok(None) => {
@@ -463,6 +499,10 @@ pub async fn receipt_again(
             "unauthenticated_peer",
             NOT_A_PARTY.into(),
         );
+    };
+    let _permit = match admit(&state, peer, 0) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
     let Ok(id) = Uuid::parse_str(&message_id) else {
         return json(
