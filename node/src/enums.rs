@@ -20,7 +20,7 @@ macro_rules! small_enum {
             pub const ALL: &'static [$name] = &[$($name::$variant),*];
 
             /// The number stored in the database.
-            pub fn to_i16(self) -> i16 {
+            pub const fn to_i16(self) -> i16 {
                 match self { $($name::$variant => $num,)* }
             }
 

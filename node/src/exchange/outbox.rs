@@ -620,11 +620,23 @@ pub struct OutboxSummary {
     pub cancelled: i64,
 }
 
+/// The outbox states of messages not (yet) delivered. Queries name them
+/// with `IN` rather than `<> delivered`: the outbox keeps a row for every
+/// message ever sent, and only an `IN` lets SQLite and PostgreSQL find the
+/// few undelivered ones through the `(state, …)` indexes instead of reading
+/// them all (a `/metrics` scrape read 152,000 index entries, 10 ms, on a
+/// benchmark node; it would read millions on a node that ran for a year).
+const UNDELIVERED: [i16; 3] = [
+    OutboxState::Pending.to_i16(),
+    OutboxState::Failed.to_i16(),
+    OutboxState::Cancelled.to_i16(),
+];
+
 /// Counts the undelivered messages by state, and the live claims by
 /// instance, at `now`.
 pub fn summary(conn: &mut DbConnection, now: i64) -> QueryResult<OutboxSummary> {
     let by_state: Vec<(i16, i64)> = outbox::table
-        .filter(outbox::state.ne(OutboxState::Delivered.to_i16()))
+        .filter(outbox::state.eq_any(UNDELIVERED))
         .group_by(outbox::state)
         .select((outbox::state, diesel::dsl::count_star()))
         .load(conn)?;
@@ -668,7 +680,7 @@ pub fn list(conn: &mut DbConnection, all: bool, limit: i64) -> QueryResult<Vec<O
         ))
         .into_boxed();
     if !all {
-        q = q.filter(outbox::state.ne(OutboxState::Delivered.to_i16()));
+        q = q.filter(outbox::state.eq_any(UNDELIVERED));
     }
     type Row = (
         i64,
