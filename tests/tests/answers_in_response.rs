@@ -4,8 +4,9 @@
 //! without a delivery; a sender that does not take answers this way gets them
 //! delivered on their own; returned receipts that are malformed, forged,
 //! rejected or over other bytes are refused one by one and change nothing;
-//! and an answer whose receipt never comes back is sent on its own after the
-//! hold.
+//! a batch refused as over the sender's share of the listener is sent again
+//! after the wait asked for; and an answer whose receipt never comes back is
+//! sent on its own after the hold.
 
 // Test code: a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -92,6 +93,25 @@ for_each_backend! {
         assert_eq!(pak.metric("gsp_answers_in_response_total{direction=\"sent\"}"), 0);
         assert_eq!(pak.metric("gsp_delivery_attempts_total{result=\"delivered\"}"), 1);
         assert_eq!(ken.metric("gsp_answers_in_response_total{direction=\"taken\"}"), 0);
+    }
+
+    fn a_batch_of_receipts_over_the_share_is_sent_again_after_the_wait(backend: Backend) {
+        // PAK lets each Party make one request a second: the request takes
+        // KEN's, so the batch with the answer's receipt, a moment later, is
+        // refused (429, Retry-After: 1) and must be sent again.
+        let mut net = Net::new(backend, &["KEN", "PAK"], "peer_requests_per_second = 1\n");
+        let codes = net.node("PAK").load_data(100);
+        net.start_all();
+        let (ken, pak) = (net.node("KEN"), net.node("PAK"));
+
+        let case = ken.compose("PAK", "uid-verification", verification(&codes[..2]));
+        ken.wait_case(&case, "answered_full", 30);
+        // Settled by the returned receipt inside the 10-second hold, not
+        // delivered on its own.
+        wait_until("PAK's answer settled by the returned receipt", 8, || answer_of(pak, &case)["state"] == "delivered");
+        assert_eq!(pak.metric("gsp_federation_refused_total{code=\"rate_limited\"}"), 1, "the first batch was over KEN's share");
+        assert_eq!(pak.metric("gsp_response_receipts_total{result=\"recorded\"}"), 1);
+        assert_eq!(pak.metric("gsp_delivery_attempts_total{result=\"delivered\"}"), 0);
     }
 
     fn returned_receipts_are_checked_one_by_one(backend: Backend) {

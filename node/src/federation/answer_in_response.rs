@@ -14,7 +14,7 @@
 //! own — and a copy of an answer recorded here gets its original receipt.
 
 use super::arrival;
-use super::delivery::{Delivery, read_capped};
+use super::delivery::{Delivery, read_capped, retry_after_ms};
 use super::peers::Peer;
 use crate::exchange::model::MessageKind;
 use crate::exchange::store::{self, ArrivalOutcome, ExchangeError, PreparedArrival};
@@ -165,28 +165,39 @@ impl Delivery {
         }
     }
 
-    /// Sends `party`'s waiting receipts in batches until none are left.
+    /// Sends `party`'s waiting receipts in batches until none are left. A
+    /// batch the peer refuses as over our share of its listener (429) is
+    /// sent once more after the wait it asks for, at most [`RETURN_WAIT`]:
+    /// later, the peer would already be sending those answers again.
     async fn send_returns(&self, party: PartyCode) {
         loop {
             tokio::time::sleep(GATHER).await;
             let Some(batch) = self.returns.next_batch(party) else {
                 return;
             };
-            if let Err(e) = self.post_receipts(party, &batch).await {
-                tracing::warn!(peer = party.as_str(), count = batch.len(), error = %e, "returning receipts failed; the peer will send those answers again");
+            let mut sent = self.post_receipts(party, &batch).await;
+            if let Err(Unreturned {
+                wait: Some(wait), ..
+            }) = &sent
+            {
+                tokio::time::sleep((*wait).min(RETURN_WAIT)).await;
+                sent = self.post_receipts(party, &batch).await;
+            }
+            if let Err(e) = sent {
+                tracing::warn!(peer = party.as_str(), count = batch.len(), error = %e.why, "returning receipts failed; the peer will send those answers again");
             }
         }
     }
 
     /// POSTs one batch of receipts to `party`'s node.
-    async fn post_receipts(&self, party: PartyCode, batch: &[Vec<u8>]) -> Result<(), String> {
+    async fn post_receipts(&self, party: PartyCode, batch: &[Vec<u8>]) -> Result<(), Unreturned> {
         let peers = &self.federation.peers;
-        let peer = peers
-            .peer(party)
-            .ok_or_else(|| format!("{} has no node in the directory", party.as_str()))?;
-        let client = self.client_for(&peer)?;
+        let peer = peers.peer(party).ok_or_else(|| {
+            Unreturned::from(format!("{} has no node in the directory", party.as_str()))
+        })?;
+        let client = self.client_for(&peer).map_err(Unreturned::from)?;
         let body = actix_web::web::Bytes::from(frames::encode(batch));
-        let mut last = String::from("no URL in the directory record");
+        let mut last = Unreturned::from("no URL in the directory record".to_owned());
         for url in &peer.urls {
             let endpoint = format!("{}/federation/v1/receipts", url.trim_end_matches('/'));
             let req = self.post(&client, &endpoint, FRAMES_TYPE, body.clone());
@@ -208,15 +219,40 @@ impl Delivery {
                 }
                 Ok(res) => {
                     let status = res.status();
+                    let wait = (status == reqwest::StatusCode::TOO_MANY_REQUESTS).then(|| {
+                        let ms = retry_after_ms(res.headers(), &self.config);
+                        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                    });
                     let text = read_capped(res, REPLY_LIMIT)
                         .await
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_else(|e| e);
-                    last = format!("{endpoint}: {status}: {text}");
+                    last = Unreturned {
+                        why: format!("{endpoint}: {status}: {text}"),
+                        wait,
+                    };
                 }
-                Err(e) => last = format!("{endpoint}: {e}"),
+                Err(e) => last = Unreturned::from(format!("{endpoint}: {e}")),
             }
         }
         Err(last)
+    }
+}
+
+/// The longest wait before a batch of receipts refused with 429 is sent
+/// again: well inside the time for which a GSP peer holds the answers for
+/// their receipts ([`super::wake::RESPONSE_GRACE_MS`], 10 s).
+const RETURN_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a batch of receipts did not go back, and the wait the peer asked
+/// for when it refused the batch as over our share (429).
+struct Unreturned {
+    why: String,
+    wait: Option<Duration>,
+}
+
+impl From<String> for Unreturned {
+    fn from(why: String) -> Self {
+        Unreturned { why, wait: None }
     }
 }

@@ -481,7 +481,7 @@ impl Delivery {
 /// form is not used between nodes and counts as none), in milliseconds and
 /// never more than our own longest back-off (`[exchange] retry_cap_secs`):
 /// a peer cannot hold a message back until it expires.
-fn retry_after_ms(headers: &reqwest::header::HeaderMap, config: &Config) -> i64 {
+pub(super) fn retry_after_ms(headers: &reqwest::header::HeaderMap, config: &Config) -> i64 {
     let asked = headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
