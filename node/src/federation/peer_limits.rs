@@ -19,7 +19,8 @@
 //!
 //! A request over its Party's share is refused with HTTP 429 `rate_limited`
 //! and `Retry-After`, before anything is read or stored; a sender retries
-//! it with its backoff (SPEC.md §15.4). Other Parties are not affected.
+//! it with its back-off, not before that wait (SPEC.md §15.2, §15.4). Other
+//! Parties are not affected.
 
 use crate::config::FederationSettings;
 use gsp_federation::PartyCode;
