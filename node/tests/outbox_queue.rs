@@ -208,13 +208,9 @@ for_each_backend! {
         let now = claim(&mut conn, "old", "PAK", NOW + 10, 60_000, 10).unwrap();
         assert_eq!(seqs(&now), [1, 4]);
     }
-    /// A delivery outcome marks the message delivered with the peer's
-    /// receipt and ends its outbox claim; a request's case is delivered once
-    /// its attachments are too, an answer's case keeps its state. A message
-    /// cancelled while its delivery was on the way is recorded as delivered
-    /// when the peer accepted it (the receipt is the evidence of what the
-    /// peer holds), with its own entry in the history; one delivered already
-    /// or failed is left as it is.
+    /// A failed attempt is due again after the back-off, or after the wait
+    /// the peer asked for (429 `Retry-After`) when that is longer; a message
+    /// the peer refused fails at once, and its case with it.
     fn a_failed_attempt_waits_its_back_off_or_longer_if_the_peer_asked(backend: Backend) {
         let (_guard, db) = common::open(backend);
         let mut conn = db.conn().unwrap();
@@ -249,6 +245,13 @@ for_each_backend! {
         assert_eq!(case_state(&mut conn, "asked"), (8, NOW), "its case failed");
     }
 
+    /// A delivery outcome marks the message delivered with the peer's
+    /// receipt and ends its outbox claim; a request's case is delivered once
+    /// its attachments are too, an answer's case keeps its state. A message
+    /// cancelled while its delivery was on the way is recorded as delivered
+    /// when the peer accepted it (the receipt is the evidence of what the
+    /// peer holds), with its own entry in the history; one delivered already
+    /// or failed is left as it is.
     fn delivery_outcomes_are_recorded_once_and_kept_as_evidence(backend: Backend) {
         let (_guard, db) = common::open(backend);
         let mut conn = db.conn().unwrap();

@@ -119,18 +119,25 @@ impl Node {
             .unwrap_or(0)
     }
 
-    /// A client with this node's TLS certificate that trusts only `peer`'s
-    /// pinned one, to talk to `peer`'s federation listener directly, as this
-    /// node's delivery does; and that listener's base URL.
-    pub fn federation_client_to(&self, peer: &Node) -> (reqwest::Client, String) {
-        use gsp_node::federation::NodeIdentity;
+    /// This node's keys, as `gsp certs init` wrote them.
+    pub fn identity(&self) -> gsp_node::federation::NodeIdentity {
+        gsp_node::federation::NodeIdentity::load(&self.s().dir.path().join("keys"))
+            .expect("the node's keys")
+    }
+
+    /// The base URL of this node's federation listener.
+    pub fn federation_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// A client that talks to this node's federation listener directly,
+    /// presenting `creds` (another node's, or a stranger's) and trusting
+    /// only this node's pinned certificate, as a peer's delivery does.
+    pub fn client_as(&self, creds: &gsp_certs::TlsCredentials) -> reqwest::Client {
         use gsp_node::tls::{self, StaticPins};
-        let mine = NodeIdentity::load(&self.s().dir.path().join("keys")).expect("own keys");
-        let theirs = NodeIdentity::load(&peer.s().dir.path().join("keys")).expect("peer keys");
-        let pins = std::sync::Arc::new(StaticPins::one(theirs.tls.spki_sha256));
-        let config = tls::client_config(pins, Some(&mine.tls)).expect("client TLS");
-        let client = tls::http_client(config, Duration::from_secs(20)).expect("client");
-        (client, format!("https://127.0.0.1:{}", peer.port))
+        let pins = std::sync::Arc::new(StaticPins::one(self.identity().tls.spki_sha256));
+        let config = tls::client_config(pins, Some(creds)).expect("client TLS");
+        tls::http_client(config, Duration::from_secs(20)).expect("client")
     }
 
     /// Generates `packs` packs of this Party's data into the node (`gsp gen`,

@@ -13,12 +13,9 @@
 
 use gsp_federation::frames;
 use gsp_federation::{MessageDraft, Part, PartyCode, Receipt, TemplateRef, UnixMillis, Verdict};
-use gsp_node::federation::NodeIdentity;
 use gsp_node::for_each_backend;
-use gsp_node::tls::{self, StaticPins};
 use gsp_tests::federation::{Net, Node, common, wait_until};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn verification(codes: &[String]) -> Value {
@@ -119,12 +116,10 @@ for_each_backend! {
         let codes = net.node("PAK").load_data(100);
         net.start_all();
         let pak = net.node("PAK");
-        let ken_keys = NodeIdentity::load(&net.node("KEN").s().dir.path().join("keys")).unwrap();
-        let pak_keys = NodeIdentity::load(&pak.s().dir.path().join("keys")).unwrap();
+        let (ken_keys, pak_keys) = (net.node("KEN").identity(), pak.identity());
         let pak_enc = pak_keys.encryption_keys[0].key.public_key();
-        let base = format!("https://127.0.0.1:{}/federation/v1", pak.port);
-        let pins = Arc::new(StaticPins::one(pak_keys.tls.spki_sha256));
-        let client = tls::http_client(tls::client_config(pins, Some(&ken_keys.tls)).unwrap(), Duration::from_secs(20)).unwrap();
+        let base = format!("{}/federation/v1", pak.federation_url());
+        let client = pak.client_as(&ken_keys.tls);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let post = |path: &str, media: &str, body: Vec<u8>, take: bool| -> (u16, String, Vec<u8>) {
             rt.block_on(async {

@@ -10,9 +10,7 @@
 
 use gsp_federation::envelope::{DangerTamper, danger_seal_with_ikm};
 use gsp_federation::{MessageDraft, PartyCode, TemplateRef, UnixMillis};
-use gsp_node::federation::NodeIdentity;
 use gsp_node::for_each_backend;
-use gsp_node::tls::{self, StaticPins};
 use gsp_tests::federation::{Net, Node, common, wait_until};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -297,14 +295,10 @@ for_each_backend! {
         // A smaller envelope limit (1 MiB), to test the size check cheaply.
         let mut net = Net::new(backend, &["KEN", "PAK"], "max_envelope_bytes = 1048576\n");
         net.start_all();
-        let ken_keys = NodeIdentity::load(&net.node("KEN").s().dir.path().join("keys")).unwrap();
-        let pak_keys = NodeIdentity::load(&net.node("PAK").s().dir.path().join("keys")).unwrap();
+        let (ken_keys, pak_keys) = (net.node("KEN").identity(), net.node("PAK").identity());
         let pak_enc = pak_keys.encryption_keys[0].key.public_key();
-        let pak_url = format!("https://127.0.0.1:{}/federation/v1/messages", net.node("PAK").port);
-        let client_as = |creds: &gsp_certs::TlsCredentials| {
-            let pins = Arc::new(StaticPins::one(pak_keys.tls.spki_sha256));
-            tls::http_client(tls::client_config(pins, Some(creds)).unwrap(), Duration::from_secs(20)).unwrap()
-        };
+        let pak_url = format!("{}/federation/v1/messages", net.node("PAK").federation_url());
+        let client_as = |creds: &gsp_certs::TlsCredentials| net.node("PAK").client_as(creds);
         let ken_client = client_as(&ken_keys.tls);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let send = |client: &reqwest::Client, envelope: Vec<u8>| -> (u16, Vec<u8>) {
@@ -373,7 +367,7 @@ for_each_backend! {
 
         // The receipt can be fetched again by its sender (SPEC §15.3), by id.
         let genuine_id = gsp_federation::parse(&genuine_copy, 1 << 20).unwrap().routing.message_id;
-        let receipts_url = |id: &str| format!("https://127.0.0.1:{}/federation/v1/receipts/{id}", net.node("PAK").port);
+        let receipts_url = |id: &str| format!("{}/federation/v1/receipts/{id}", net.node("PAK").federation_url());
         let get = |client: &reqwest::Client, url: String| -> (u16, Vec<u8>) {
             rt.block_on(async {
                 let r = client.get(&url).send().await.unwrap();
@@ -470,8 +464,8 @@ for_each_backend! {
 
         // What a refused caller gets: 429, the SPEC code, Retry-After, and
         // no receipt. Five fetches at once cannot all pass at one a second.
-        let (client, base) = ken.federation_client_to(pak);
-        let url = format!("{base}/federation/v1/receipts/{}", uuid::Uuid::now_v7());
+        let client = pak.client_as(&ken.identity().tls);
+        let url = format!("{}/federation/v1/receipts/{}", pak.federation_url(), uuid::Uuid::now_v7());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let answers = rt.block_on(async {
             let calls = (0..5).map(|_| async {
