@@ -230,13 +230,23 @@ pub fn validate(name: &str, version: u16, part: Part, value: &Value) -> Result<(
             name: name.to_owned(),
             version,
         })?;
-    match validator.iter_errors(value).next() {
-        None => Ok(()),
-        Some(e) => Err(TemplateError::Invalid {
+    // The common case first: `is_valid` stops at the first failure and
+    // builds no error values; only an invalid body is walked again for the
+    // error that names where it fails.
+    if validator.is_valid(value) {
+        return Ok(());
+    }
+    // Never accepted on the second walk's word alone.
+    Err(match validator.iter_errors(value).next() {
+        Some(e) => TemplateError::Invalid {
             pointer: e.instance_path().as_str().to_owned(),
             message: e.to_string(),
-        }),
-    }
+        },
+        None => TemplateError::Invalid {
+            pointer: String::new(),
+            message: "the body does not match the template's schema".to_owned(),
+        },
+    })
 }
 
 /// A JSON body validated against its template by this crate and serialized by
