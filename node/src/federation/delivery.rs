@@ -28,7 +28,7 @@ use crate::storage::Database;
 use crate::tls::{self, StaticPins};
 use gsp_federation::frames::{self, FRAMES_TYPE};
 use gsp_federation::{PartyCode, Receipt};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -155,12 +155,19 @@ impl Delivery {
     /// that came back together are recorded in one write, with the claim
     /// that takes their places (one writer round trip, not one per message
     /// and another per claim).
+    ///
+    /// A peer that refuses us as over our share of its listener (429, SPEC
+    /// §15.2) is given what it asks for as a whole, not only for the refused
+    /// message: see [`Pace`].
     async fn work_peer(&self, peer: &str, worker: &PeerWorker) {
         use futures_util::{FutureExt as _, StreamExt as _};
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
         let lease = lease_ms(&self.config);
-        let limit = self.config.exchange.in_flight_per_peer.max(1);
+        let mut pace = Pace::new(self.config.exchange.in_flight_per_peer.max(1), lease);
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        // Claimed or handed to us, not on the way yet (the peer asked us
+        // to wait, or the window is full).
+        let mut ready: VecDeque<Due> = VecDeque::new();
         let mut came_back: Vec<(Due, Attempt)> = Vec::new();
         // The last claim found no more due messages for the peer: until
         // poked (a message queued without a place, or one due again after
@@ -175,33 +182,54 @@ impl Delivery {
             if !handed.is_empty() {
                 self.metrics.taken(handed.len(), 0);
             }
-            for d in handed {
-                in_flight.push(go(d));
-            }
-            let busy = in_flight.len() + worker.held();
-            let want = if busy <= limit / 2 && (!drained || worker.poked.load(Ordering::SeqCst)) {
+            ready.extend(handed);
+            let paused = pace.paused(tokio::time::Instant::now());
+            let busy = in_flight.len() + ready.len() + worker.held();
+            let window = pace.window;
+            let want = if !paused
+                && busy <= window / 2
+                && (!drained || worker.poked.load(Ordering::SeqCst))
+            {
                 worker.poked.store(false, Ordering::SeqCst);
                 // Places are not offered while claiming: the room is the claim's.
                 worker.offer(0);
-                limit - busy
+                window - busy
             } else {
                 0
             };
             if want > 0 || !came_back.is_empty() {
                 let outcomes = std::mem::take(&mut came_back);
+                for (_, result) in &outcomes {
+                    pace.came_back(result, peer, tokio::time::Instant::now());
+                }
                 let claimed = self.settle(peer, outcomes, want, lease).await;
                 if want > 0 {
                     drained = claimed.len() < want;
                 }
                 self.metrics.taken(0, claimed.len());
-                for d in claimed {
-                    in_flight.push(go(d));
-                }
+                ready.extend(claimed);
             }
-            if drained {
-                worker.offer(limit.saturating_sub(in_flight.len() + worker.held()));
+            let paused = pace.paused(tokio::time::Instant::now());
+            while !paused && in_flight.len() < pace.window {
+                let Some(d) = ready.pop_front() else { break };
+                in_flight.push(go(d));
+            }
+            let busy = in_flight.len() + ready.len() + worker.held();
+            if paused {
+                // No new messages handed to us while the peer wants a pause.
+                worker.offer(0);
+            } else if drained {
+                worker.offer(pace.window.saturating_sub(busy));
             }
             if in_flight.is_empty() {
+                if let Some(until) = pace.until.filter(|_| paused) {
+                    // Nothing on the way: wait out the pause (or news).
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        _ = worker.wake.notified() => {}
+                    }
+                    continue;
+                }
                 if worker.held() == 0 && !worker.poked.load(Ordering::SeqCst) {
                     // Idle: stay a moment, offering places, before retiring.
                     let _ = tokio::time::timeout(LINGER, worker.wake.notified()).await;
@@ -220,6 +248,7 @@ impl Delivery {
                 }
                 continue;
             }
+            let resume = pace.until.filter(|_| paused && !ready.is_empty());
             tokio::select! {
                 Some(done) = in_flight.next() => {
                     came_back.push(done);
@@ -229,6 +258,8 @@ impl Delivery {
                     }
                 }
                 _ = worker.wake.notified() => {}
+                // The pause is over: the messages waiting go.
+                _ = tokio::time::sleep_until(resume.unwrap_or_else(tokio::time::Instant::now)), if resume.is_some() => {}
             }
         }
     }
@@ -477,6 +508,71 @@ impl Delivery {
     }
 }
 
+/// How fast one peer's worker may send after the peer asked it to wait.
+///
+/// A 429 `rate_limited` says we are over our share of the peer's listener
+/// (SPEC §15.2), so every other message sent at once would be refused too.
+/// On one, the worker starts nothing new for that peer until the
+/// `Retry-After` has passed (at most half a claim's lease, so that messages
+/// held meanwhile keep their claims), and halves the number of messages it
+/// keeps on the way (to one at the least); each delivery widens that window
+/// by one again, up to `[exchange] in_flight_per_peer`. A peer that limits
+/// the rate of requests thus sees the sender settle near what it allows
+/// instead of a stream of attempts it must refuse.
+struct Pace {
+    /// The most messages on the way now.
+    window: usize,
+    /// `in_flight_per_peer`.
+    limit: usize,
+    /// No new attempt before this.
+    until: Option<tokio::time::Instant>,
+    /// The longest pause, in milliseconds.
+    max_pause_ms: i64,
+}
+
+impl Pace {
+    fn new(limit: usize, lease_ms: i64) -> Pace {
+        Pace {
+            window: limit,
+            limit,
+            until: None,
+            max_pause_ms: (lease_ms / 2).max(1),
+        }
+    }
+
+    /// True while the peer's wait lasts; forgets a wait that has passed.
+    fn paused(&mut self, now: tokio::time::Instant) -> bool {
+        if self.until.is_some_and(|t| t <= now) {
+            self.until = None;
+        }
+        self.until.is_some()
+    }
+
+    /// Takes in what an attempt to `peer` came to.
+    fn came_back(&mut self, result: &Attempt, peer: &str, now: tokio::time::Instant) {
+        match result {
+            Attempt::Delivered(_) => self.window = (self.window + 1).min(self.limit),
+            Attempt::Wait(_, ms) => {
+                self.window = (self.window / 2).max(1);
+                let ms = (*ms).clamp(0, self.max_pause_ms);
+                let until = now + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+                if self.until.is_none_or(|t| t < until) {
+                    if self.until.is_none() {
+                        tracing::info!(
+                            peer,
+                            pause_ms = ms,
+                            window = self.window,
+                            "the peer asked us to wait; pausing deliveries to it"
+                        );
+                    }
+                    self.until = Some(until);
+                }
+            }
+            Attempt::Transient(_) | Attempt::Refused(_) => {}
+        }
+    }
+}
+
 /// The wait a peer asks for in `Retry-After` (whole seconds; the HTTP-date
 /// form is not used between nodes and counts as none), in milliseconds and
 /// never more than our own longest back-off (`[exchange] retry_cap_secs`):
@@ -575,6 +671,38 @@ mod tests {
         assert_eq!(wait(None), 0);
         assert_eq!(wait(Some("Wed, 21 Oct 2026 07:28:00 GMT")), 0);
         assert_eq!(wait(Some("-5")), 0);
+    }
+
+    #[test]
+    fn a_peer_that_asks_us_to_wait_gets_a_pause_and_a_narrower_window() {
+        let start = tokio::time::Instant::now();
+        let ms = Duration::from_millis;
+        let wait = |ms| Attempt::Wait("429 rate_limited".into(), ms);
+        let mut pace = Pace::new(8, 40_000);
+        assert!(!pace.paused(start));
+        // A burst refused: halved each time, never below one; paused for
+        // the longest wait asked.
+        pace.came_back(&wait(1000), "PAK", start);
+        assert_eq!((pace.window, pace.paused(start)), (4, true));
+        pace.came_back(&wait(500), "PAK", start);
+        pace.came_back(&wait(1000), "PAK", start);
+        pace.came_back(&wait(1000), "PAK", start);
+        assert_eq!(pace.window, 1);
+        assert!(pace.paused(start + ms(999)));
+        assert!(!pace.paused(start + ms(1000)));
+        // Deliveries widen it again, one each, up to the configured most.
+        for expected in [2, 3, 4, 5, 6, 7, 8, 8] {
+            pace.came_back(&Attempt::Delivered(Vec::new()), "PAK", start);
+            assert_eq!(pace.window, expected);
+        }
+        // Other failures change neither; a peer cannot pause us for longer
+        // than half a claim's lease (the messages held keep their claims).
+        pace.came_back(&Attempt::Transient("down".into()), "PAK", start);
+        pace.came_back(&Attempt::Refused("bad".into()), "PAK", start);
+        assert_eq!((pace.window, pace.paused(start)), (8, false));
+        pace.came_back(&wait(3_600_000), "PAK", start);
+        assert!(pace.paused(start + ms(19_999)));
+        assert!(!pace.paused(start + ms(20_000)));
     }
 
     #[tokio::test]
