@@ -42,8 +42,16 @@ const LINGER: Duration = Duration::from_millis(500);
 /// another takes over.
 fn lease_ms(config: &Config) -> i64 {
     let timeout = Duration::from_secs(config.federation.request_timeout_secs.max(1));
-    i64::try_from(timeout.as_millis()).unwrap_or(60_000) + 10_000
+    i64::try_from(timeout.as_millis()).unwrap_or(60_000) + LEASE_MARGIN_MS
 }
+
+/// How much longer a claim lasts than one attempt (ms).
+const LEASE_MARGIN_MS: i64 = 10_000;
+
+/// The longest a peer's worker holds back claimed messages because the peer
+/// asked it to wait (ms): well inside [`LEASE_MARGIN_MS`], so a message
+/// held that long and then sent keeps its claim until its attempt ends.
+const MAX_PAUSE_MS: i64 = LEASE_MARGIN_MS / 2;
 
 /// What one delivery attempt came to.
 enum Attempt {
@@ -163,7 +171,7 @@ impl Delivery {
         use futures_util::{FutureExt as _, StreamExt as _};
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
         let lease = lease_ms(&self.config);
-        let mut pace = Pace::new(self.config.exchange.in_flight_per_peer.max(1), lease);
+        let mut pace = Pace::new(self.config.exchange.in_flight_per_peer.max(1), MAX_PAUSE_MS);
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
         // Claimed or handed to us, not on the way yet (the peer asked us
         // to wait, or the window is full).
@@ -513,8 +521,9 @@ impl Delivery {
 /// A 429 `rate_limited` says we are over our share of the peer's listener
 /// (SPEC §15.2), so every other message sent at once would be refused too.
 /// On one, the worker starts nothing new for that peer until the
-/// `Retry-After` has passed (at most half a claim's lease, so that messages
-/// held meanwhile keep their claims), and halves the number of messages it
+/// `Retry-After` has passed (at most [`MAX_PAUSE_MS`], so that messages
+/// held meanwhile keep their claims; the refused message itself waits the
+/// whole `Retry-After` in the outbox), and halves the number of messages it
 /// keeps on the way (to one at the least); each delivery widens that window
 /// by one again, up to `[exchange] in_flight_per_peer`. A peer that limits
 /// the rate of requests thus sees the sender settle near what it allows
@@ -531,12 +540,12 @@ struct Pace {
 }
 
 impl Pace {
-    fn new(limit: usize, lease_ms: i64) -> Pace {
+    fn new(limit: usize, max_pause_ms: i64) -> Pace {
         Pace {
             window: limit,
             limit,
             until: None,
-            max_pause_ms: (lease_ms / 2).max(1),
+            max_pause_ms: max_pause_ms.max(1),
         }
     }
 
@@ -678,7 +687,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let ms = Duration::from_millis;
         let wait = |ms| Attempt::Wait("429 rate_limited".into(), ms);
-        let mut pace = Pace::new(8, 40_000);
+        let mut pace = Pace::new(8, MAX_PAUSE_MS);
         assert!(!pace.paused(start));
         // A burst refused: halved each time, never below one; paused for
         // the longest wait asked.
@@ -695,14 +704,14 @@ mod tests {
             pace.came_back(&Attempt::Delivered(Vec::new()), "PAK", start);
             assert_eq!(pace.window, expected);
         }
-        // Other failures change neither; a peer cannot pause us for longer
-        // than half a claim's lease (the messages held keep their claims).
+        // Other failures change neither; a peer cannot make us hold claimed
+        // messages back for longer than 5 s (they keep their claims).
         pace.came_back(&Attempt::Transient("down".into()), "PAK", start);
         pace.came_back(&Attempt::Refused("bad".into()), "PAK", start);
         assert_eq!((pace.window, pace.paused(start)), (8, false));
         pace.came_back(&wait(3_600_000), "PAK", start);
-        assert!(pace.paused(start + ms(19_999)));
-        assert!(!pace.paused(start + ms(20_000)));
+        assert!(pace.paused(start + ms(4_999)));
+        assert!(!pace.paused(start + ms(5_000)));
     }
 
     #[tokio::test]
