@@ -463,8 +463,9 @@ for_each_backend! {
         assert!(ken.metric("gsp_delivery_attempts_total{result=\"retry\"}") >= limited, "every refusal was retried");
         // KEN backs off as a whole (pauses for the Retry-After, then keeps
         // fewer messages on the way) instead of retrying each refused
-        // message on its own, which cost 45 refusals for these ten.
-        assert!(limited < 2 * sent.len() as u64, "{limited} refusals for {} messages", sent.len());
+        // message on its own, which cost 45 refusals for these ten (12 now;
+        // at worst two for each delivery after the first burst's seven).
+        assert!(limited < 3 * sent.len() as u64, "{limited} refusals for {} messages", sent.len());
 
         // What a refused caller gets: 429, the SPEC code, Retry-After, and
         // no receipt. Five fetches at once cannot all pass at one a second.
