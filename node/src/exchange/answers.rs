@@ -158,12 +158,12 @@ fn record_members(v: &CodeVerdict) -> Result<String, String> {
 /// Gzip-compressed NDJSON of the results for `verdicts`, written line by line
 /// (memory: the compressed output plus one rendering per distinct record).
 fn gzip_ndjson(verdicts: &[CodeVerdict]) -> Result<Vec<u8>, String> {
-    use std::collections::HashMap;
     use std::io::Write;
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     // The encoder does real work on every write: hand it large blocks.
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, gz);
-    let mut rendered: HashMap<*const Manufacture, String> = HashMap::new();
+    let mut rendered: rustc_hash::FxHashMap<*const Manufacture, String> =
+        rustc_hash::FxHashMap::default();
     let mut line = Vec::with_capacity(1024);
     for v in verdicts {
         line.clear();

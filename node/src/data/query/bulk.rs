@@ -8,7 +8,9 @@
 //! A large lookup given spare connections ([`LookupCache::with_spare`]) is
 //! split into parts of the sorted codes, looked up at the same time on up to
 //! [`PARTS`] connections: on a node whose database is not all in the OS file
-//! cache, each part waits for the disk while the others work.
+//! cache, each part waits for the disk while the others work. On SQLite a
+//! large lookup reads the code index and the codes' rows in two passes, each
+//! in the order of its b-tree ([`rowid_order`]).
 
 use super::lookup::{FacilityInfo, MachineInfo, MasterCache, ProductInfo, events_by_id};
 use crate::data::epcis::format_time;
@@ -17,9 +19,12 @@ use crate::storage::Direct as _;
 use crate::storage::schema::codes;
 use crate::storage::{Database, DbConnection, PooledConnection};
 use diesel::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
+
+mod rowid_order;
 
 /// Codes per database round trip.
 const CHUNK: usize = 30_000;
@@ -79,8 +84,8 @@ pub struct Manufacture {
 #[derive(Default)]
 pub struct LookupCache {
     master: MasterCache,
-    manufacture_of: HashMap<(Option<i64>, Option<i64>), Arc<Manufacture>>,
-    events: HashMap<i64, super::EventRow>,
+    manufacture_of: FxHashMap<(Option<i64>, Option<i64>), Arc<Manufacture>>,
+    events: FxHashMap<i64, super::EventRow>,
     /// Where a lookup of [`SPLIT_MIN`] codes or more may take more
     /// connections to look up parts of them at the same time.
     spare: Option<Database>,
@@ -186,7 +191,7 @@ pub fn bulk_lookup_with<S: AsRef<str> + Sync>(
     // sorted codes on a thread of its own with a cache of its own: the
     // parts read disjoint ranges of the code index, and each waits for the
     // disk while the others work.
-    let spares: Vec<PooledConnection> = match &cache.spare {
+    let mut spares: Vec<PooledConnection> = match &cache.spare {
         Some(db) if order.len() >= SPLIT_MIN => (1..PARTS)
             .map_while(|_| db.try_conn(std::time::Duration::from_millis(200)))
             .collect(),
@@ -198,7 +203,12 @@ pub fn bulk_lookup_with<S: AsRef<str> + Sync>(
     // one, or one of `Option`s collected at the end, was 30 MB more of peak
     // memory for a million codes).
     let mut answers = Vec::with_capacity(order.len());
-    if spares.is_empty() {
+    let by_rowid = matches!(conn, DbConnection::Sqlite(_))
+        && order.len() >= rowid_order::MIN_CODES
+        && u32::try_from(order.len()).is_ok();
+    if by_rowid {
+        rowid_order::lookup(conn, &mut spares, codes_asked, &order, cache, &mut answers)?;
+    } else if spares.is_empty() {
         lookup_sorted(conn, codes_asked, &order, cache, &mut answers)?;
     } else {
         let mut parts = order.chunks(order.len().div_ceil(spares.len() + 1));
@@ -253,26 +263,21 @@ fn lookup_sorted<S: AsRef<str>>(
     cache: &mut LookupCache,
     answers: &mut Vec<CodeVerdict>,
 ) -> QueryResult<()> {
-    let LookupCache {
-        master,
-        manufacture_of,
-        events,
-        ..
-    } = cache;
     for positions in positions.chunks(CHUNK) {
         let chunk: Vec<&str> = positions.iter().map(|&i| codes_asked[i].as_ref()).collect();
-        type Row = (String, i16, i16, Option<i64>, Option<i64>);
         let columns = (
             codes::code,
-            codes::level,
-            codes::status,
-            codes::product_id,
-            codes::applied_by,
+            (
+                codes::level,
+                codes::status,
+                codes::product_id,
+                codes::applied_by,
+            ),
         );
         // One code (a single verification, the usual request) by `=`: a
         // statement of fixed shape, which diesel prepares once and keeps;
         // `IN (…)` is prepared again for every lookup.
-        let rows: Vec<Row> = match chunk.as_slice() {
+        let rows: Vec<(String, CodeRow)> = match chunk.as_slice() {
             [one] => codes::table
                 .filter(codes::code.eq(*one))
                 .select(columns)
@@ -282,68 +287,85 @@ fn lookup_sorted<S: AsRef<str>>(
                 .select(columns)
                 .load_direct(conn)?,
         };
-        let found: HashMap<String, (i16, i16, Option<i64>, Option<i64>)> = rows
-            .into_iter()
-            .map(|(c, l, s, p, a)| (c, (l, s, p, a)))
-            .collect();
-
-        let mut missing_events: Vec<i64> = found
-            .values()
-            .filter_map(|r| r.3)
-            .filter(|e| !events.contains_key(e))
-            .collect();
-        missing_events.sort_unstable();
-        missing_events.dedup();
-        events.extend(
-            events_by_id(conn, &missing_events)?
-                .into_iter()
-                .map(|e| (e.id, e)),
-        );
-
+        let found: FxHashMap<String, CodeRow> = rows.into_iter().collect();
+        cache.load_events(conn, found.values().filter_map(|r| r.3))?;
         for code in chunk {
-            let verdict = match found.get(code) {
-                None => CodeVerdict {
-                    code: code.to_owned(),
-                    status: VerdictStatus::Unknown,
-                    level: None,
-                    record: None,
-                },
-                Some(&(level, status, product, applied_by)) => {
-                    let key = (applied_by, product);
-                    if let std::collections::hash_map::Entry::Vacant(slot) =
-                        manufacture_of.entry(key)
-                    {
-                        let event = applied_by.and_then(|id| events.get(&id));
-                        let shift = event.and_then(|e| {
-                            e.doc()
-                                .get("gsp:shift")
-                                .and_then(|s| s.as_str())
-                                .map(str::to_owned)
-                        });
-                        let m = Manufacture {
-                            manufactured_at: event.map(|e| format_time(e.event_time, &e.tz_offset)),
-                            facility: master.facility(conn, event.and_then(|e| e.facility_id))?,
-                            machine: master.machine(conn, event.and_then(|e| e.machine_id))?,
-                            shift,
-                            product: master.product(conn, product)?,
-                        };
-                        slot.insert(Arc::new(m));
-                    }
-                    let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
-                    CodeVerdict {
-                        code: code.to_owned(),
-                        status: if deactivated {
-                            VerdictStatus::Deactivated
-                        } else {
-                            VerdictStatus::Known
-                        },
-                        level: Level::from_i16(level),
-                        record: manufacture_of.get(&key).cloned(),
-                    }
-                }
-            };
-            answers.push(verdict);
+            answers.push(cache.verdict(conn, code, found.get(code).copied())?);
         }
     }
     Ok(())
+}
+
+/// A code's row: level, status, product id, application event id.
+type CodeRow = (i16, i16, Option<i64>, Option<i64>);
+
+impl LookupCache {
+    /// Loads the application events among `ids` not held yet.
+    fn load_events(
+        &mut self,
+        conn: &mut DbConnection,
+        ids: impl Iterator<Item = i64>,
+    ) -> QueryResult<()> {
+        let mut missing: Vec<i64> = ids.filter(|e| !self.events.contains_key(e)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        self.events
+            .extend(events_by_id(conn, &missing)?.into_iter().map(|e| (e.id, e)));
+        Ok(())
+    }
+
+    /// The verdict on `code` from its row (`None`: not in this node's
+    /// data), its Art. 8.4.1 record made once per application event and
+    /// product and shared. The events must have been loaded
+    /// ([`Self::load_events`]).
+    fn verdict(
+        &mut self,
+        conn: &mut DbConnection,
+        code: &str,
+        row: Option<CodeRow>,
+    ) -> QueryResult<CodeVerdict> {
+        let Some((level, status, product, applied_by)) = row else {
+            return Ok(CodeVerdict {
+                code: code.to_owned(),
+                status: VerdictStatus::Unknown,
+                level: None,
+                record: None,
+            });
+        };
+        let record = match self.manufacture_of.entry((applied_by, product)) {
+            Entry::Occupied(known) => known.get().clone(),
+            Entry::Vacant(slot) => {
+                let event = applied_by.and_then(|id| self.events.get(&id));
+                let shift = event.and_then(|e| {
+                    e.doc()
+                        .get("gsp:shift")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_owned)
+                });
+                let m = Manufacture {
+                    manufactured_at: event.map(|e| format_time(e.event_time, &e.tz_offset)),
+                    facility: self
+                        .master
+                        .facility(conn, event.and_then(|e| e.facility_id))?,
+                    machine: self
+                        .master
+                        .machine(conn, event.and_then(|e| e.machine_id))?,
+                    shift,
+                    product: self.master.product(conn, product)?,
+                };
+                slot.insert(Arc::new(m)).clone()
+            }
+        };
+        let deactivated = CodeStatus::from_i16(status) == Some(CodeStatus::Deactivated);
+        Ok(CodeVerdict {
+            code: code.to_owned(),
+            status: if deactivated {
+                VerdictStatus::Deactivated
+            } else {
+                VerdictStatus::Known
+            },
+            level: Level::from_i16(level),
+            record: Some(record),
+        })
+    }
 }
