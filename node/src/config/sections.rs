@@ -35,9 +35,10 @@ settings! {
         sqlite_cache_mib: u32 = 16;
         /// SQLite only: how much of the database file may be read through a
         /// memory map, in MiB (0: none, the default). A map makes large bulk
-        /// lookups faster (1,000,000 codes on 10 million packs: 3.3 s instead
-        /// of 4.2–4.6 s here) but every page it touches counts in the node's
-        /// resident memory (about 1 GB more during such a lookup).
+        /// lookups a little faster (1,000,000 codes on 10 million packs on one
+        /// connection: 3.0–3.3 s instead of 3.4 s here) but every page it
+        /// touches counts in the node's resident memory (about 1 GB more
+        /// during such a lookup).
         sqlite_mmap_mib: u32 = 0;
         /// SQLite only: milliseconds between WAL checkpoints run by a thread
         /// of their own, which also has the writer let the log start over
