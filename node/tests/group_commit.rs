@@ -1,8 +1,9 @@
 //! `Database::write`: on SQLite many writes share one commit (group commit),
-//! each in its own savepoint; on PostgreSQL each is a transaction. Either way
-//! a write that fails leaves nothing, the others are kept, a caller hears `Ok`
-//! only once its write is committed, and a panicking write does not stop the
-//! writes after it.
+//! each in its own savepoint, or — `write_rerunnable` — all without one and
+//! again each in one when any fails; on PostgreSQL each is a transaction.
+//! Either way a write that fails leaves nothing, the others are kept, a
+//! caller hears `Ok` only once its write is committed, and a panicking write
+//! does not stop the writes after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -182,6 +183,140 @@ for_each_backend! {
         });
         assert_eq!(ids(&db), (0..210).collect::<Vec<_>>());
         assert_eq!(ask_every_connection(&db, durable_setting), before);
+    }
+
+    /// Re-runnable writes (on SQLite run without savepoints, and again each
+    /// in one when any fails) mixed with ordinary ones, a third of them
+    /// refused after inserting: exactly the others are kept, each caller
+    /// hears its own outcome after the commit, and no write runs more than
+    /// twice.
+    fn rerunnable_writes_keep_exactly_the_successful_ones(backend: Backend) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..300).map(|_| AtomicUsize::new(0)).collect());
+        let rt = runtime();
+        let results: Vec<(i32, bool)> = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for id in 0..300 {
+                let (db, runs) = (db.clone(), runs.clone());
+                tasks.push(tokio::spawn(async move {
+                    let work = move |c: &mut DbConnection| {
+                        runs[id as usize].fetch_add(1, Ordering::Relaxed);
+                        insert(c, id, "kept")?;
+                        if id % 3 == 0 {
+                            return Err(StorageError::Task(format!("refused {id}")));
+                        }
+                        Ok(id)
+                    };
+                    let r = match id % 4 {
+                        0 => db.write(work).await,
+                        1 => db.write_unsynced_rerunnable(work).await,
+                        _ => db.write_rerunnable(work).await,
+                    };
+                    match r {
+                        Ok(got) => {
+                            assert_eq!(got, id);
+                            assert!(ids(&db).contains(&id), "write {id} reported before its commit");
+                            (id, true)
+                        }
+                        Err(e) => {
+                            assert!(e.to_string().contains(&format!("refused {id}")), "{e}");
+                            (id, false)
+                        }
+                    }
+                }));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        let expected: Vec<i32> = results.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id).collect();
+        assert_eq!(expected.len(), 200);
+        assert_eq!(ids(&db), expected);
+        assert!(runs.iter().all(|r| (1..=2).contains(&r.load(Ordering::Relaxed))));
+        // Ordinary writes run once, whatever their batch does.
+        assert!(runs.iter().step_by(4).all(|r| r.load(Ordering::Relaxed) == 1));
+    }
+
+    /// A re-runnable write that catches the failure of a transaction inside
+    /// it keeps the rest of its work and nothing of the failed part. On
+    /// SQLite it ran first without savepoints, where the failed part's rows
+    /// cannot be undone alone, so it runs a second time, in savepoints; on
+    /// PostgreSQL it runs once.
+    fn a_rerunnable_write_that_catches_an_inner_failure_runs_again_in_savepoints(backend: Backend) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        runtime().block_on(async {
+            db.write_rerunnable(move |c| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                insert(c, 1, "outer")?;
+                let inner: Result<(), StorageError> = write_transaction(c, |c| {
+                    insert(c, 2, "inner")?;
+                    Err(StorageError::Task("inner refused".into()))
+                });
+                assert!(inner.is_err());
+                write_transaction(c, |c| insert(c, 3, "second inner"))?;
+                Ok::<_, StorageError>(())
+            })
+            .await
+            .unwrap();
+            // Nothing failing: one run.
+            let again = runs.clone();
+            db.write_rerunnable(move |c| {
+                again.fetch_add(1, Ordering::Relaxed);
+                write_transaction(c, |c| insert(c, 4, "fine"))
+            })
+            .await
+            .unwrap();
+        });
+        assert_eq!(ids(&db), vec![1, 3, 4]);
+        let expected = match backend {
+            gsp_node::storage::Backend::Sqlite => 3,
+            gsp_node::storage::Backend::Postgres => 2,
+        };
+        assert_eq!(runs.load(Ordering::Relaxed), expected);
+    }
+
+    fn a_panicking_rerunnable_write_fails_and_the_next_write_succeeds(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        runtime().block_on(async {
+            let r = db
+                .write_rerunnable(|c| -> Result<(), StorageError> {
+                    insert(c, 1, "before the panic")?;
+                    panic!("a bug in a write");
+                })
+                .await;
+            assert!(r.is_err(), "a panicking write must not report success");
+            db.write_rerunnable(|c| insert(c, 2, "after")).await.unwrap();
+        });
+        assert_eq!(ids(&db), vec![2]);
+    }
+
+    fn a_constraint_violation_fails_only_its_own_rerunnable_write(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        let rt = runtime();
+        rt.block_on(async {
+            db.write_rerunnable(|c| insert(c, 7, "first")).await.unwrap();
+            let (dup, other, once) = tokio::join!(
+                db.write_rerunnable(|c| insert(c, 7, "duplicate key")),
+                db.write_unsynced_rerunnable(|c| insert(c, 8, "other")),
+                db.write(|c| insert(c, 9, "once")),
+            );
+            assert!(dup.is_err());
+            other.unwrap();
+            once.unwrap();
+        });
+        assert_eq!(ids(&db), vec![7, 8, 9]);
     }
 }
 

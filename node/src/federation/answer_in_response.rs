@@ -84,7 +84,7 @@ impl Delivery {
         let now = store::now_ms();
         let outcome = self
             .db
-            .write(move |c| store::record_arrival(c, &prepared, None, None, now))
+            .write_rerunnable(move |c| store::record_arrival(c, &prepared, None, None, now))
             .await;
         self.answers_recorded(peer.party.as_str(), vec![outcome]);
     }

@@ -303,7 +303,7 @@ impl Delivery {
         let want = i64::try_from(want).unwrap_or(i64::MAX);
         let claimed = self
             .db
-            .write_unsynced(move |c| {
+            .write_unsynced_rerunnable(move |c| {
                 let now = store::now_ms();
                 for (d, result) in &outcomes {
                     // Each in its own savepoint: one that fails leaves the

@@ -107,7 +107,7 @@ pub async fn receive(
         // again and the peer returns the same receipt.
         let recorded = state
             .db
-            .write_unsynced(move |c| {
+            .write_unsynced_rerunnable(move |c| {
                 let now = store::now_ms();
                 for s in &settles {
                     outbox::delivered(c, s.seq, &s.receipt, now)?;

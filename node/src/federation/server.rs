@@ -447,7 +447,7 @@ async fn record(
     };
     let outcome = state
         .db
-        .write(move |conn| {
+        .write_rerunnable(move |conn| {
             store::record_arrival(conn, &arrived, answer.as_deref(), claim.as_ref(), now)
         })
         .await;

@@ -240,6 +240,37 @@ impl Database {
         self.write_with(false, work).await
     }
 
+    /// [`Database::write`] for `work` that may run twice, the first run
+    /// rolled back: on SQLite the writes made for every message run in their
+    /// batch without a savepoint each, and again each in a savepoint when one
+    /// of them fails (see `writer`). `work` must do nothing but database
+    /// writes on the connection it is given (a log line at most).
+    pub async fn write_rerunnable<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        match &self.writer {
+            Some(w) => w.write_rerunnable(true, work).await,
+            None => self.write_with(true, work).await,
+        }
+    }
+
+    /// [`Database::write_unsynced`] for `work` that may run twice (see
+    /// [`Database::write_rerunnable`]).
+    pub async fn write_unsynced_rerunnable<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
+        match &self.writer {
+            Some(w) => w.write_rerunnable(false, work).await,
+            None => self.write_with(false, work).await,
+        }
+    }
+
     /// [`Database::write`] (`synced`) or [`Database::write_unsynced`].
     async fn write_with<T, E, F>(&self, synced: bool, work: F) -> Result<T, E>
     where

@@ -8,16 +8,70 @@
 use super::DbConnection;
 use diesel::QueryResult;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use std::cell::Cell;
+
+thread_local! {
+    /// The connection (by address) whose batch the writer thread is running
+    /// without savepoints, and whether a write inside it has failed (see
+    /// [`Flat`]).
+    static FLAT: Cell<Option<(usize, bool)>> = const { Cell::new(None) };
+}
+
+/// While it lives, `write_transaction` on `conn` on this thread opens no
+/// savepoint: the group commit runs re-runnable writes this way, and runs
+/// the whole batch again, each write in its own savepoint, when one of them
+/// fails ([`Flat::failed`]).
+pub(super) struct Flat {
+    conn: usize,
+}
+
+impl Flat {
+    /// Starts running `conn`'s writes without savepoints on this thread.
+    pub(super) fn start(conn: &DbConnection) -> Flat {
+        let conn = address(conn);
+        FLAT.set(Some((conn, false)));
+        Flat { conn }
+    }
+
+    /// True once a `write_transaction` inside has returned an error (its
+    /// partial writes are still in the transaction, even when the caller
+    /// went on).
+    pub(super) fn failed(&self) -> bool {
+        FLAT.get()
+            .is_some_and(|(c, failed)| c == self.conn && failed)
+    }
+}
+
+impl Drop for Flat {
+    fn drop(&mut self) {
+        FLAT.set(None);
+    }
+}
+
+fn address(conn: &DbConnection) -> usize {
+    std::ptr::from_ref(conn) as usize
+}
 
 /// Runs `work` in a write transaction: commit on `Ok`, roll back on `Err`.
 /// Nested `conn.transaction(…)` calls inside become savepoints as usual, and
 /// so does this function when the connection is already in a transaction
-/// (a write in a group commit, see `writer`).
+/// (a write in a group commit, see `writer`) — except in a batch the group
+/// commit runs without savepoints, where `work` runs as it is and an error
+/// has the batch run again with them.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
 {
+    if let Some((flat, _)) = FLAT.get()
+        && flat == address(conn)
+    {
+        let result = work(conn);
+        if result.is_err() {
+            FLAT.set(Some((flat, true)));
+        }
+        return result;
+    }
     begin(conn)?;
     match work(conn) {
         Ok(value) => {

@@ -122,7 +122,7 @@ pub async fn compose(
     let claim = place.as_ref().map(|p| p.claim().clone());
     let (case_id, due) = state
         .db
-        .write(move |conn| {
+        .write_rerunnable(move |conn| {
             store::store_request(conn, &prepared, claim.as_ref()).map_err(ApiError::from)
         })
         .await?;
