@@ -306,9 +306,11 @@ impl Delivery {
             .write_unsynced_rerunnable(move |c| {
                 let now = store::now_ms();
                 for (d, result) in &outcomes {
-                    // Each in its own savepoint: one that fails leaves the
-                    // others recorded; its lease runs out and the message is
-                    // tried again, and the receiver returns the same receipt.
+                    // Each its own transaction inside the batch's: one that
+                    // fails leaves the others recorded (the writer runs the
+                    // batch again with savepoints); its lease runs out and
+                    // the message is tried again, and the receiver returns
+                    // the same receipt.
                     let recorded = match result {
                         Attempt::Delivered(receipt) => outbox::delivered(c, d.seq, receipt, now),
                         Attempt::Transient(e) => {
