@@ -49,70 +49,125 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// How a write is submitted.
+#[derive(Clone, Copy)]
+enum Via {
+    Write,
+    Rerunnable,
+    UnsyncedRerunnable,
+}
+
+/// 300 writes at once (`via` says how each is submitted), each inserting
+/// its row, a third of them then refusing: exactly the others are kept, and
+/// each caller hears its own outcome, a success only once it is committed.
+/// Returns how many times each write ran.
+fn three_hundred_writes(db: &Database, via: impl Fn(i32) -> Via) -> Vec<usize> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..300).map(|_| AtomicUsize::new(0)).collect());
+    let results: Vec<(i32, bool)> = runtime().block_on(async {
+        let mut tasks = Vec::new();
+        for id in 0..300 {
+            let (db, runs, via) = (db.clone(), runs.clone(), via(id));
+            tasks.push(tokio::spawn(async move {
+                let work = move |c: &mut DbConnection| {
+                    runs[id as usize].fetch_add(1, Ordering::Relaxed);
+                    insert(c, id, "kept")?;
+                    if id % 3 == 0 {
+                        // Inserted, then refused: must leave nothing.
+                        return Err(StorageError::Task(format!("refused {id}")));
+                    }
+                    Ok(id)
+                };
+                let r = match via {
+                    Via::Write => db.write(work).await,
+                    Via::Rerunnable => db.write_rerunnable(work).await,
+                    Via::UnsyncedRerunnable => db.write_unsynced_rerunnable(work).await,
+                };
+                match r {
+                    Ok(got) => {
+                        assert_eq!(got, id);
+                        // Committed before we heard of it: another
+                        // connection sees it now.
+                        assert!(
+                            ids(&db).contains(&id),
+                            "write {id} reported before its commit"
+                        );
+                        (id, true)
+                    }
+                    Err(e) => {
+                        assert!(e.to_string().contains(&format!("refused {id}")), "{e}");
+                        (id, false)
+                    }
+                }
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let expected: Vec<i32> = results
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(expected.len(), 200);
+    assert_eq!(ids(db), expected);
+    runs.iter().map(|r| r.load(Ordering::Relaxed)).collect()
+}
+
 for_each_backend! {
     fn concurrent_writes_keep_exactly_the_successful_ones(backend: Backend) {
         let (_guard, db) = common::open(backend);
         create_table(&db);
-        let rt = runtime();
-        let results: Vec<(i32, bool)> = rt.block_on(async {
-            let mut tasks = Vec::new();
-            for id in 0..300 {
-                let db = db.clone();
-                tasks.push(tokio::spawn(async move {
-                    let r = db
-                        .write(move |c| {
-                            insert(c, id, "kept")?;
-                            if id % 3 == 0 {
-                                // Inserted, then refused: must leave nothing.
-                                return Err(StorageError::Task(format!("refused {id}")));
-                            }
-                            Ok(id)
-                        })
-                        .await;
-                    match r {
-                        Ok(got) => {
-                            assert_eq!(got, id);
-                            // Committed before we heard of it: another
-                            // connection sees it now.
-                            assert!(ids(&db).contains(&id), "write {id} reported before its commit");
-                            (id, true)
-                        }
-                        Err(e) => {
-                            assert!(e.to_string().contains(&format!("refused {id}")), "{e}");
-                            (id, false)
-                        }
-                    }
-                }));
-            }
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
-            }
-            out
-        });
-        let expected: Vec<i32> = results.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id).collect();
-        assert_eq!(expected.len(), 200);
-        assert_eq!(ids(&db), expected);
+        let runs = three_hundred_writes(&db, |_| Via::Write);
+        assert!(runs.iter().all(|&r| r == 1));
     }
 
+    /// A write that catches the failure of a transaction inside it keeps
+    /// the rest of its work and nothing of the failed part. A re-runnable
+    /// one ran first without savepoints on SQLite, where the failed part
+    /// cannot be undone alone, so it runs a second time, in savepoints; on
+    /// PostgreSQL, and when nothing fails, it runs once.
     fn a_failed_inner_transaction_rolls_back_only_itself(backend: Backend) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let (_guard, db) = common::open(backend);
         create_table(&db);
-        runtime().block_on(async {
-            db.write(|c| {
-                insert(c, 1, "outer")?;
+        let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
+        let catching = |first: i32, counter: usize| {
+            let runs = runs.clone();
+            move |c: &mut DbConnection| {
+                runs[counter].fetch_add(1, Ordering::Relaxed);
+                insert(c, first, "outer")?;
                 let inner: Result<(), StorageError> = write_transaction(c, |c| {
-                    insert(c, 2, "inner")?;
+                    insert(c, first + 1, "inner")?;
                     Err(StorageError::Task("inner refused".into()))
                 });
                 assert!(inner.is_err());
-                write_transaction(c, |c| insert(c, 3, "second inner"))?;
-                Ok::<_, StorageError>(())
+                write_transaction(c, |c| insert(c, first + 2, "second inner"))
+            }
+        };
+        runtime().block_on(async {
+            db.write(catching(1, 0)).await.unwrap();
+            db.write_rerunnable(catching(11, 1)).await.unwrap();
+            let fine = runs.clone();
+            db.write_rerunnable(move |c| {
+                fine[2].fetch_add(1, Ordering::Relaxed);
+                write_transaction(c, |c| insert(c, 21, "fine"))
             })
             .await
             .unwrap();
         });
-        assert_eq!(ids(&db), vec![1, 3]);
+        assert_eq!(ids(&db), vec![1, 3, 11, 13, 21]);
+        let rerun = match backend {
+            gsp_node::storage::Backend::Sqlite => 2,
+            gsp_node::storage::Backend::Postgres => 1,
+        };
+        let counted: Vec<usize> = runs.iter().map(|r| r.load(Ordering::Relaxed)).collect();
+        assert_eq!(counted, vec![1, rerun, 1]);
     }
 
     fn a_panicking_write_fails_and_the_next_write_succeeds(backend: Backend) {
@@ -127,8 +182,17 @@ for_each_backend! {
                 .await;
             assert!(r.is_err(), "a panicking write must not report success");
             db.write(|c| insert(c, 2, "after")).await.unwrap();
+            // The same for a re-runnable write (run without a savepoint).
+            let r = db
+                .write_rerunnable(|c| -> Result<(), StorageError> {
+                    insert(c, 3, "before the panic")?;
+                    panic!("a bug in a write");
+                })
+                .await;
+            assert!(r.is_err(), "a panicking write must not report success");
+            db.write_rerunnable(|c| insert(c, 4, "after")).await.unwrap();
         });
-        assert_eq!(ids(&db), vec![2]);
+        assert_eq!(ids(&db), vec![2, 4]);
     }
 
     fn a_constraint_violation_fails_only_its_own_write(backend: Backend) {
@@ -143,8 +207,17 @@ for_each_backend! {
             );
             assert!(dup.is_err());
             other.unwrap();
+            // The same among re-runnable writes, with an ordinary one.
+            let (dup, other, once) = tokio::join!(
+                db.write_rerunnable(|c| insert(c, 7, "duplicate key")),
+                db.write_unsynced_rerunnable(|c| insert(c, 9, "other")),
+                db.write(|c| insert(c, 10, "once")),
+            );
+            assert!(dup.is_err());
+            once.unwrap();
+            other.unwrap();
         });
-        assert_eq!(ids(&db), vec![7, 8]);
+        assert_eq!(ids(&db), vec![7, 8, 9, 10]);
     }
 
     /// Unsynced writes (delivery leases and outcomes) commit like any other
@@ -186,138 +259,21 @@ for_each_backend! {
     }
 
     /// Re-runnable writes (on SQLite run without savepoints, and again each
-    /// in one when any fails) mixed with ordinary ones, a third of them
-    /// refused after inserting: exactly the others are kept, each caller
-    /// hears its own outcome after the commit, and no write runs more than
-    /// twice.
+    /// in one when any fails) mixed with ordinary ones: the same outcome, and
+    /// no write runs more than twice, an ordinary one only once.
     fn rerunnable_writes_keep_exactly_the_successful_ones(backend: Backend) {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let (_guard, db) = common::open(backend);
         create_table(&db);
-        let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..300).map(|_| AtomicUsize::new(0)).collect());
-        let rt = runtime();
-        let results: Vec<(i32, bool)> = rt.block_on(async {
-            let mut tasks = Vec::new();
-            for id in 0..300 {
-                let (db, runs) = (db.clone(), runs.clone());
-                tasks.push(tokio::spawn(async move {
-                    let work = move |c: &mut DbConnection| {
-                        runs[id as usize].fetch_add(1, Ordering::Relaxed);
-                        insert(c, id, "kept")?;
-                        if id % 3 == 0 {
-                            return Err(StorageError::Task(format!("refused {id}")));
-                        }
-                        Ok(id)
-                    };
-                    let r = match id % 4 {
-                        0 => db.write(work).await,
-                        1 => db.write_unsynced_rerunnable(work).await,
-                        _ => db.write_rerunnable(work).await,
-                    };
-                    match r {
-                        Ok(got) => {
-                            assert_eq!(got, id);
-                            assert!(ids(&db).contains(&id), "write {id} reported before its commit");
-                            (id, true)
-                        }
-                        Err(e) => {
-                            assert!(e.to_string().contains(&format!("refused {id}")), "{e}");
-                            (id, false)
-                        }
-                    }
-                }));
-            }
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
-            }
-            out
-        });
-        let expected: Vec<i32> = results.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id).collect();
-        assert_eq!(expected.len(), 200);
-        assert_eq!(ids(&db), expected);
-        assert!(runs.iter().all(|r| (1..=2).contains(&r.load(Ordering::Relaxed))));
-        // Ordinary writes run once, whatever their batch does.
-        assert!(runs.iter().step_by(4).all(|r| r.load(Ordering::Relaxed) == 1));
-    }
-
-    /// A re-runnable write that catches the failure of a transaction inside
-    /// it keeps the rest of its work and nothing of the failed part. On
-    /// SQLite it ran first without savepoints, where the failed part's rows
-    /// cannot be undone alone, so it runs a second time, in savepoints; on
-    /// PostgreSQL it runs once.
-    fn a_rerunnable_write_that_catches_an_inner_failure_runs_again_in_savepoints(backend: Backend) {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let (_guard, db) = common::open(backend);
-        create_table(&db);
-        let runs = Arc::new(AtomicUsize::new(0));
-        let counted = runs.clone();
-        runtime().block_on(async {
-            db.write_rerunnable(move |c| {
-                counted.fetch_add(1, Ordering::Relaxed);
-                insert(c, 1, "outer")?;
-                let inner: Result<(), StorageError> = write_transaction(c, |c| {
-                    insert(c, 2, "inner")?;
-                    Err(StorageError::Task("inner refused".into()))
-                });
-                assert!(inner.is_err());
-                write_transaction(c, |c| insert(c, 3, "second inner"))?;
-                Ok::<_, StorageError>(())
-            })
-            .await
-            .unwrap();
-            // Nothing failing: one run.
-            let again = runs.clone();
-            db.write_rerunnable(move |c| {
-                again.fetch_add(1, Ordering::Relaxed);
-                write_transaction(c, |c| insert(c, 4, "fine"))
-            })
-            .await
-            .unwrap();
-        });
-        assert_eq!(ids(&db), vec![1, 3, 4]);
-        let expected = match backend {
-            gsp_node::storage::Backend::Sqlite => 3,
-            gsp_node::storage::Backend::Postgres => 2,
+        let via = |id: i32| match id % 4 {
+            0 => Via::Write,
+            1 => Via::UnsyncedRerunnable,
+            _ => Via::Rerunnable,
         };
-        assert_eq!(runs.load(Ordering::Relaxed), expected);
+        let runs = three_hundred_writes(&db, via);
+        assert!(runs.iter().all(|r| (1..=2).contains(r)), "{runs:?}");
+        assert!(runs.iter().step_by(4).all(|&r| r == 1), "{runs:?}");
     }
 
-    fn a_panicking_rerunnable_write_fails_and_the_next_write_succeeds(backend: Backend) {
-        let (_guard, db) = common::open(backend);
-        create_table(&db);
-        runtime().block_on(async {
-            let r = db
-                .write_rerunnable(|c| -> Result<(), StorageError> {
-                    insert(c, 1, "before the panic")?;
-                    panic!("a bug in a write");
-                })
-                .await;
-            assert!(r.is_err(), "a panicking write must not report success");
-            db.write_rerunnable(|c| insert(c, 2, "after")).await.unwrap();
-        });
-        assert_eq!(ids(&db), vec![2]);
-    }
-
-    fn a_constraint_violation_fails_only_its_own_rerunnable_write(backend: Backend) {
-        let (_guard, db) = common::open(backend);
-        create_table(&db);
-        let rt = runtime();
-        rt.block_on(async {
-            db.write_rerunnable(|c| insert(c, 7, "first")).await.unwrap();
-            let (dup, other, once) = tokio::join!(
-                db.write_rerunnable(|c| insert(c, 7, "duplicate key")),
-                db.write_unsynced_rerunnable(|c| insert(c, 8, "other")),
-                db.write(|c| insert(c, 9, "once")),
-            );
-            assert!(dup.is_err());
-            other.unwrap();
-            once.unwrap();
-        });
-        assert_eq!(ids(&db), vec![7, 8, 9]);
-    }
 }
 
 /// With SQLite, pages written go to the WAL and a checkpoint thread copies
