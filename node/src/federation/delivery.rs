@@ -171,7 +171,7 @@ impl Delivery {
         use futures_util::{FutureExt as _, StreamExt as _};
         let timeout = Duration::from_secs(self.config.federation.request_timeout_secs.max(1));
         let lease = lease_ms(&self.config);
-        let mut pace = Pace::new(self.config.exchange.in_flight_per_peer.max(1), MAX_PAUSE_MS);
+        let mut pace = Pace::new(self.config.exchange.in_flight_per_peer.max(1));
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
         // Claimed or handed to us, not on the way yet (the peer asked us
         // to wait, or the window is full).
@@ -537,17 +537,14 @@ struct Pace {
     limit: usize,
     /// No new attempt before this.
     until: Option<tokio::time::Instant>,
-    /// The longest pause, in milliseconds.
-    max_pause_ms: i64,
 }
 
 impl Pace {
-    fn new(limit: usize, max_pause_ms: i64) -> Pace {
+    fn new(limit: usize) -> Pace {
         Pace {
             window: limit,
             limit,
             until: None,
-            max_pause_ms: max_pause_ms.max(1),
         }
     }
 
@@ -565,7 +562,7 @@ impl Pace {
             Attempt::Delivered(_) => self.window = (self.window + 1).min(self.limit),
             Attempt::Wait(_, ms) => {
                 self.window = (self.window / 2).max(1);
-                let ms = (*ms).clamp(0, self.max_pause_ms);
+                let ms = (*ms).clamp(0, MAX_PAUSE_MS);
                 let until = now + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
                 if self.until.is_none_or(|t| t < until) {
                     if self.until.is_none() {
@@ -689,7 +686,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let ms = Duration::from_millis;
         let wait = |ms| Attempt::Wait("429 rate_limited".into(), ms);
-        let mut pace = Pace::new(8, MAX_PAUSE_MS);
+        let mut pace = Pace::new(8);
         assert!(!pace.paused(start));
         // A burst refused: halved each time, never below one; paused for
         // the longest wait asked.

@@ -89,7 +89,6 @@ pub(super) fn lookup<S: AsRef<str> + Sync>(
     let present = |v: i64| (v != NONE).then_some(v);
     cache.load_events(conn, found.iter().filter_map(|f| present(f.applied_by)))?;
     let mut found = found.iter().peekable();
-    answers.reserve(order.len());
     for k in 0..order.len() {
         let row: Option<CodeRow> = match found.next_if(|f| f.position as usize == k) {
             Some(f) if f.status != GONE => {
