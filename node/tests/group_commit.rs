@@ -220,6 +220,40 @@ for_each_backend! {
         assert_eq!(ids(&db), vec![7, 8, 9, 10]);
     }
 
+    /// Writes queued together with synced ones are committed on their own
+    /// first when they need no fsync (on SQLite), so they neither wait for
+    /// the fsync nor share the fate of a synced write that panics; on
+    /// PostgreSQL every write is its own transaction anyway.
+    fn unsynced_writes_do_not_share_a_synced_write_s_commit(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        runtime().block_on(async {
+            // The writer busy for a moment, so the writes below queue
+            // behind it and are taken as one batch.
+            let busy = db.write(|c| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                insert(c, 1, "busy")
+            });
+            let later = async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::join!(
+                    db.write(|c| -> Result<(), StorageError> {
+                        insert(c, 2, "synced, then a panic")?;
+                        panic!("a bug in a synced write");
+                    }),
+                    db.write_unsynced(|c| insert(c, 3, "unsynced")),
+                    db.write_unsynced_rerunnable(|c| insert(c, 4, "unsynced, re-runnable")),
+                )
+            };
+            let (busy, (panicked, unsynced, rerunnable)) = tokio::join!(busy, later);
+            busy.unwrap();
+            assert!(panicked.is_err(), "a panicking write must not report success");
+            unsynced.unwrap();
+            rerunnable.unwrap();
+        });
+        assert_eq!(ids(&db), vec![1, 3, 4]);
+    }
+
     /// Unsynced writes (delivery leases and outcomes) commit like any other
     /// and leave every connection durable for the writes after them.
     fn unsynced_writes_commit_and_leave_connections_synced(backend: Backend) {

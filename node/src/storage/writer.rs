@@ -9,7 +9,10 @@
 //! its disk's fsyncs per second, and writers that find the file locked sleep in
 //! SQLite's busy handler while the CPU idles. One commit for a batch pays the
 //! fsync once for all of it. Durability is unchanged: a write's caller hears
-//! `Ok` only after the commit that contains it.
+//! `Ok` only after the commit that contains it. Writes that need no fsync
+//! (delivery leases and outcomes, see [`Writer::write`]) queued in the same
+//! batch as synced ones commit first, in a transaction of their own, so the
+//! delivery workers waiting on them do not also wait for the disk.
 //!
 //! A write that fails rolls back to its savepoint and leaves the rest of the
 //! batch alone; a failed commit fails every write of the batch. A write that
@@ -88,7 +91,8 @@ impl Writer {
     /// Runs `work` in the next batch; resolves after that batch's commit.
     ///
     /// With `synced` false the write may be committed without an fsync
-    /// (`synchronous = normal` for a batch of such writes only): it survives
+    /// (`synchronous = normal` for a commit of such writes only, ahead of
+    /// the synced writes taken at the same moment): it survives
     /// a crash of the process but may be lost with the last moments before a
     /// power failure. For writes whose loss then is harmless — a delivery
     /// lease, a delivery outcome the peer confirms again on the next attempt.
@@ -201,18 +205,30 @@ fn run(
                 continue;
             }
         };
-        // Only a batch of unsynced writes relaxes `synchronous`, and only
-        // for its own commit.
-        let relax = sync == SqliteSync::Full && !jobs.iter().any(|j| j.synced);
-        if relax && let Err(e) = set_synchronous(&mut conn, SqliteSync::Normal) {
-            tracing::error!(error = %e, "database writer: cannot relax synchronous");
-            continue;
+        // Writes that need no fsync do not wait for one: when a batch holds
+        // both kinds, the unsynced writes commit first (`synchronous =
+        // normal`) and their callers hear at once; the synced ones commit
+        // next with the fsync, which makes the earlier commit durable too.
+        let (unsynced, synced): (Vec<Job>, Vec<Job>) = if sync == SqliteSync::Full {
+            jobs.into_iter().partition(|j| !j.synced)
+        } else {
+            (Vec::new(), jobs)
+        };
+        if !unsynced.is_empty() {
+            if let Err(e) = set_synchronous(&mut conn, SqliteSync::Normal) {
+                tracing::error!(error = %e, "database writer: cannot relax synchronous");
+                continue;
+            }
+            run_batch(&mut conn, unsynced);
+            // Setting a pragma touches no file; it fails only on a connection
+            // that is broken anyway, which the pool's health check then drops.
+            if let Err(e) = set_synchronous(&mut conn, sync) {
+                tracing::error!(error = %e, "database writer: cannot restore synchronous");
+                continue;
+            }
         }
-        run_batch(&mut conn, jobs);
-        // Setting a pragma touches no file; it fails only on a connection
-        // that is broken anyway, which the pool's health check then drops.
-        if relax && let Err(e) = set_synchronous(&mut conn, sync) {
-            tracing::error!(error = %e, "database writer: cannot restore synchronous");
+        if !synced.is_empty() {
+            run_batch(&mut conn, synced);
         }
         // Between two batches nothing is appended to the WAL: a checkpoint
         // here can copy every frame, and the next batch starts the log over.
