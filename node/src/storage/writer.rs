@@ -15,9 +15,10 @@
 //! delivery workers waiting on them do not also wait for the disk.
 //!
 //! A write that fails rolls back to its savepoint and leaves the rest of the
-//! batch alone; a failed commit fails every write of the batch. A write that
-//! panics fails its whole batch (the connection's transaction state is not
-//! trusted after a panic) and the thread goes on with the next.
+//! batch alone; a failed commit fails every write of its transaction. A
+//! write that panics fails every write of its transaction (the connection's
+//! transaction state is not trusted after a panic) and the thread goes on
+//! with the next.
 //!
 //! Savepoints cost: SQLite copies every page a write changes into the
 //! statement journal (in 1 KiB allocations) and frees it at the release —
