@@ -229,13 +229,17 @@ for_each_backend! {
         create_table(&db);
         runtime().block_on(async {
             // The writer busy for a moment, so the writes below queue
-            // behind it and are taken as one batch.
-            let busy = db.write(|c| {
+            // behind it and are taken as one batch. They are sent once it
+            // has started (and it is unsynced itself, so it could not share
+            // the panicking write's commit even if it had not).
+            let (started, running) = tokio::sync::oneshot::channel::<()>();
+            let busy = db.write_unsynced(move |c| {
+                let _ = started.send(());
                 std::thread::sleep(std::time::Duration::from_millis(200));
                 insert(c, 1, "busy")
             });
             let later = async {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                running.await.unwrap();
                 tokio::join!(
                     db.write(|c| -> Result<(), StorageError> {
                         insert(c, 2, "synced, then a panic")?;
