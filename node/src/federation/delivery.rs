@@ -9,8 +9,8 @@
 //! back-off until the message expires. Leases and outcomes are committed
 //! without waiting for an fsync (`Database::write_unsynced`): lost in a power
 //! failure, a message is simply sent again and the peer answers with its
-//! original receipt. Every outcome is written to the
-//! database before its place in flight is taken by another message. A
+//! original receipt. The outcomes are written in batches, one write per peer
+//! under way at a time, while the worker goes on sending. A
 //! request's response may also carry the peer's answer to it (SPEC §15.6),
 //! taken by [`super::answer_in_response`].
 
@@ -164,6 +164,12 @@ impl Delivery {
     /// that takes their places (one writer round trip, not one per message
     /// and another per claim).
     ///
+    /// One such write is under way at a time, and the worker does not wait
+    /// for it: messages handed to it or claimed before go out meanwhile, and
+    /// the deliveries coming back are read (their receipts verified, the
+    /// answers they carry passed on) and gathered for the next write. A
+    /// delivered message's outcome thus need not wait for another's commit.
+    ///
     /// A peer that refuses us as over our share of its listener (429, SPEC
     /// §15.2) is given what it asks for as a whole, not only for the refused
     /// message: see [`Pace`].
@@ -177,6 +183,10 @@ impl Delivery {
         // to wait, or the window is full).
         let mut ready: VecDeque<Due> = VecDeque::new();
         let mut came_back: Vec<(Due, Attempt)> = Vec::new();
+        // The write recording outcomes (and claiming) under way, if any.
+        let mut settling = None;
+        // It claims: places are not offered until it is back.
+        let mut claiming = false;
         // The last claim found no more due messages for the peer: until
         // poked (a message queued without a place, or one due again after
         // its back-off), new ones come as places (see `wake`).
@@ -194,7 +204,8 @@ impl Delivery {
             let paused = pace.paused(tokio::time::Instant::now());
             let busy = in_flight.len() + ready.len() + worker.held();
             let window = pace.window;
-            let want = if !paused
+            let want = if settling.is_none()
+                && !paused
                 && busy <= window / 2
                 && (!drained || worker.poked.load(Ordering::SeqCst))
             {
@@ -205,17 +216,13 @@ impl Delivery {
             } else {
                 0
             };
-            if want > 0 || !came_back.is_empty() {
+            if settling.is_none() && (want > 0 || !came_back.is_empty()) {
                 let outcomes = std::mem::take(&mut came_back);
                 for (_, result) in &outcomes {
                     pace.came_back(result, peer, tokio::time::Instant::now());
                 }
-                let claimed = self.settle(peer, outcomes, want, lease).await;
-                if want > 0 {
-                    drained = claimed.len() < want;
-                }
-                self.metrics.taken(0, claimed.len());
-                ready.extend(claimed);
+                claiming = want > 0;
+                settling = Some(Box::pin(self.settle(peer, outcomes, want, lease)));
             }
             let paused = pace.paused(tokio::time::Instant::now());
             while !paused && in_flight.len() < pace.window {
@@ -226,10 +233,10 @@ impl Delivery {
             if paused {
                 // No new messages handed to us while the peer wants a pause.
                 worker.offer(0);
-            } else if drained {
+            } else if drained && !claiming {
                 worker.offer(pace.window.saturating_sub(busy));
             }
-            if in_flight.is_empty() {
+            if in_flight.is_empty() && settling.is_none() {
                 if let Some(until) = pace.until.filter(|_| paused) {
                     // Nothing on the way: wait out the pause (or news).
                     tokio::select! {
@@ -257,6 +264,8 @@ impl Delivery {
                 continue;
             }
             let resume = pace.until.filter(|_| paused && !ready.is_empty());
+            let recording_on = settling.is_some();
+            let recording = futures_util::future::OptionFuture::from(settling.as_mut());
             tokio::select! {
                 Some(done) = in_flight.next() => {
                     came_back.push(done);
@@ -264,6 +273,15 @@ impl Delivery {
                     while let Some(Some(done)) = in_flight.next().now_or_never() {
                         came_back.push(done);
                     }
+                }
+                Some((claimed, want)) = recording, if recording_on => {
+                    settling = None;
+                    if claiming {
+                        claiming = false;
+                        drained = claimed.len() < want;
+                    }
+                    self.metrics.taken(0, claimed.len());
+                    ready.extend(claimed);
                 }
                 _ = worker.wake.notified() => {}
                 // The pause is over: the messages waiting go.
@@ -273,14 +291,14 @@ impl Delivery {
     }
 
     /// Records `outcomes` and claims up to `want` more messages for `peer`,
-    /// in one write; returns the claimed messages.
+    /// in one write; returns the claimed messages, and `want`.
     async fn settle(
         &self,
         peer: &str,
         outcomes: Vec<(Due, Attempt)>,
         want: usize,
         lease: i64,
-    ) -> Vec<Due> {
+    ) -> (Vec<Due>, usize) {
         for (d, result) in &outcomes {
             self.metrics.delivery(
                 matches!(result, Attempt::Delivered(_)),
@@ -300,6 +318,7 @@ impl Delivery {
         }
         let settings = self.config.exchange.clone();
         let (instance, p) = (self.instance.clone(), peer.to_owned());
+        let wanted = want;
         let want = i64::try_from(want).unwrap_or(i64::MAX);
         let claimed = self
             .db
@@ -338,10 +357,11 @@ impl Delivery {
                     .map_err(crate::storage::StorageError::from)
             })
             .await;
-        claimed.unwrap_or_else(|e| {
+        let claimed = claimed.unwrap_or_else(|e| {
             tracing::error!(error = %e, peer, "recording outcomes and claiming from the outbox failed");
             Vec::new()
-        })
+        });
+        (claimed, wanted)
     }
 
     pub(super) fn client_for(&self, peer: &Peer) -> Result<reqwest::Client, String> {
@@ -655,6 +675,7 @@ fn verify_receipt(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::storage::Backend;
 
     fn response(body: Vec<u8>) -> reqwest::Response {
         reqwest::Response::from(http::Response::new(body))
@@ -711,6 +732,216 @@ mod tests {
         pace.came_back(&wait(3_600_000), "PAK", start);
         assert!(pace.paused(start + ms(4_999)));
         assert!(!pace.paused(start + ms(5_000)));
+    }
+
+    /// A peer's listener that takes each connection and drops it at once
+    /// (every attempt to it fails), telling the test of each one.
+    fn refusing_listener() -> (u16, std::sync::mpsc::Receiver<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                drop(conn);
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        (port, rx)
+    }
+
+    /// The directory as these tests see it: one peer, always usable.
+    struct OnePeer(Peer);
+
+    impl super::super::Peers for OnePeer {
+        fn usable(&self, _now_ms: i64) -> Result<(), String> {
+            Ok(())
+        }
+        fn party_for_pin(&self, _spki_sha256: &[u8; 32]) -> Option<PartyCode> {
+            None
+        }
+        fn peer(&self, party: PartyCode) -> Option<Peer> {
+            (party == self.0.party).then(|| self.0.clone())
+        }
+        fn signing_keys(&self, _party: PartyCode) -> Vec<gsp_federation::SenderKey> {
+            Vec::new()
+        }
+        fn checkpoint(&self) -> Option<String> {
+            None
+        }
+        fn observe_checkpoint(&self, _from: PartyCode, _checkpoint: &str) {}
+    }
+
+    /// Message `seq` to PAK in its own case, pending in the outbox and
+    /// claimed by this test's instance.
+    fn queued(db: &Database, seq: i64) -> Due {
+        use diesel::RunQueryDsl as _;
+        let now = store::now_ms();
+        let mut conn = db.conn().unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO cases (id, role, counterpart, template, template_version, state, \
+               priority, subject, policy, created_at, updated_at) \
+             VALUES ('case{seq}', 0, 'PAK', 'free-text', 1, 1, 'routine', 's', 1, {now}, {now})"
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
+               content_type, body, body_sha256, envelope, state, created_at) \
+             VALUES ({seq}, 'm{seq}', 'KEN', 'PAK', 'case{seq}', 1, 0, 'application/json', \
+               $1, '', $2, 1, {now})"
+        ))
+        .bind::<diesel::sql_types::Binary, _>(b"{}".to_vec())
+        .bind::<diesel::sql_types::Binary, _>(b"envelope".to_vec())
+        .execute(&mut *conn)
+        .unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO outbox (message_seq, peer, state, attempts, next_attempt_at, expires_at, \
+               claimed_by, claimed_until, created_at) \
+             VALUES ({seq}, 'PAK', 0, 0, {now}, {}, 'test-1', {}, {now})",
+            now + 3_600_000,
+            now + 60_000
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+        Due {
+            seq,
+            peer: "PAK".into(),
+            message_id: format!("m{seq}"),
+            envelope: b"envelope".to_vec().into(),
+            attempts: 0,
+        }
+    }
+
+    crate::for_each_backend! {
+        /// While a write recording the outcome of one delivery waits (here
+        /// behind another write that holds the database), a message handed
+        /// to the worker goes out all the same; both outcomes are recorded
+        /// once the database is free again.
+        fn a_message_goes_out_while_the_outcome_before_it_is_written(backend: Backend) {
+            let test_db = crate::storage::testing::TestDb::new(backend).unwrap();
+            let db = Database::open(&test_db.url, &Config::default().database).unwrap();
+            let keys = tempfile::tempdir().unwrap();
+            gsp_certs::init(&gsp_certs::InitOptions {
+                party: PartyCode::parse("KEN").unwrap(),
+                hosts: vec!["127.0.0.1".into()],
+                dir: keys.path().join("KEN"),
+                force: false,
+                tls_days: 30,
+                now: gsp_federation::UnixMillis::now(),
+            })
+            .unwrap();
+            let identity = super::super::NodeIdentity::load(&keys.path().join("KEN")).unwrap();
+            let (port, connections) = refusing_listener();
+            let encryption = gsp_federation::keys::EncryptionKey::generate().unwrap();
+            let peer = Peer {
+                party: PartyCode::parse("PAK").unwrap(),
+                urls: vec![format!("https://127.0.0.1:{port}")],
+                tls_pins: vec![[7; 32]],
+                encryption_key: (encryption.key_id(), encryption.public_key()),
+                templates: Vec::new(),
+            };
+            let mut config = Config::default();
+            config.exchange.in_flight_per_peer = 4;
+            config.federation.request_timeout_secs = 5;
+            let federation = Federation {
+                identity,
+                peers: Arc::new(OnePeer(peer)),
+            };
+            let wake = Arc::new(OutboxWake::default());
+            let metrics = Arc::new(crate::metrics::Metrics::default());
+            let delivery = Delivery::new(
+                db.clone(),
+                Arc::new(config),
+                Arc::new(federation),
+                "test-1".into(),
+                metrics.clone(),
+                wake.clone(),
+            );
+            let (first, second) = (queued(&db, 1), queued(&db, 2));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let wait = Duration::from_secs(20);
+                let worker = wake.poke_or_register("PAK").unwrap();
+                tokio::spawn(async move { delivery.work_peer("PAK", &worker).await });
+                // Its first claim finds nothing due: it offers places.
+                let place = || async {
+                    let deadline = tokio::time::Instant::now() + wait;
+                    loop {
+                        if let Some(p) = wake.place_for("PAK", store::now_ms()) {
+                            return p;
+                        }
+                        assert!(tokio::time::Instant::now() < deadline, "no place offered");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                };
+                let first_place = place().await;
+                // Another write holds the database (on PostgreSQL, the
+                // outbox table) until told.
+                let (release, held) = std::sync::mpsc::channel::<()>();
+                let (holding, started) = tokio::sync::oneshot::channel::<()>();
+                let postgres = backend == Backend::Postgres;
+                let stalled = db.clone();
+                let stall = tokio::spawn(async move {
+                    stalled.write(move |c| {
+                    if postgres {
+                        use diesel::RunQueryDsl as _;
+                        diesel::sql_query("LOCK TABLE outbox IN EXCLUSIVE MODE").execute(c)?;
+                    }
+                    let _ = holding.send(());
+                    let _ = held.recv();
+                    Ok::<(), crate::storage::StorageError>(())
+                    })
+                    .await
+                });
+                started.await.unwrap();
+                first_place.hand(first);
+                connections.recv_timeout(wait).expect("the first message sent");
+                // Its outcome came back and its write has begun (the
+                // outcome is counted as the write is sent).
+                let deadline = tokio::time::Instant::now() + wait;
+                let retried = "gsp_delivery_attempts_total{result=\"retry\"} 1";
+                while !metrics.render(&Default::default()).contains(retried) {
+                    assert!(tokio::time::Instant::now() < deadline, "no outcome");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                place().await.hand(second);
+                let sent = tokio::task::spawn_blocking(move || {
+                    let sent = connections.recv_timeout(wait);
+                    (sent, connections)
+                });
+                let (sent, _connections) = sent.await.unwrap();
+                release.send(()).unwrap();
+                stall.await.unwrap().unwrap();
+                sent.expect("the second message sent while the first one's outcome waited");
+                // Both outcomes recorded once the database was free.
+                let deadline = tokio::time::Instant::now() + wait;
+                loop {
+                    let rows: Vec<(i32, Option<String>)> = {
+                        use crate::storage::schema::outbox;
+                        use crate::storage::Direct as _;
+                        use diesel::prelude::*;
+                        let mut conn = db.conn().unwrap();
+                        outbox::table
+                            .order(outbox::message_seq)
+                            .select((outbox::attempts, outbox::last_error))
+                            .load_direct(&mut conn)
+                            .unwrap()
+                    };
+                    if rows.iter().all(|(attempts, error)| *attempts == 1 && error.is_some()) {
+                        assert_eq!(rows.len(), 2);
+                        break;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "outcomes not recorded: {rows:?}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
     }
 
     #[tokio::test]
