@@ -218,9 +218,6 @@ impl Delivery {
             };
             if settling.is_none() && (want > 0 || !came_back.is_empty()) {
                 let outcomes = std::mem::take(&mut came_back);
-                for (_, result) in &outcomes {
-                    pace.came_back(result, peer, tokio::time::Instant::now());
-                }
                 claiming = want > 0;
                 settling = Some(Box::pin(self.settle(peer, outcomes, want, lease)));
             }
@@ -268,9 +265,13 @@ impl Delivery {
             let recording = futures_util::future::OptionFuture::from(settling.as_mut());
             tokio::select! {
                 Some(done) = in_flight.next() => {
+                    // Taken in at once, not when written: a peer's wish
+                    // to wait holds back what would go out meanwhile.
+                    pace.came_back(&done.1, peer, tokio::time::Instant::now());
                     came_back.push(done);
                     // And every other delivery already back.
                     while let Some(Some(done)) = in_flight.next().now_or_never() {
+                        pace.came_back(&done.1, peer, tokio::time::Instant::now());
                         came_back.push(done);
                     }
                 }
