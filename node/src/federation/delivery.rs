@@ -37,6 +37,11 @@ use std::time::Duration;
 /// it ends (a message queued meanwhile takes one of its places).
 const LINGER: Duration = Duration::from_millis(500);
 
+/// How long the outcomes of deliveries wait for more to share their write
+/// when nothing else needs one (no claim): the outcome of a delivery holds
+/// nothing back, and one write for several costs the writer less.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// How long a claim lasts (ms): it outlives one attempt by a margin; the
 /// claims of an instance that crashed mid-attempt lapse after that and
 /// another takes over.
@@ -183,6 +188,8 @@ impl Delivery {
         // to wait, or the window is full).
         let mut ready: VecDeque<Due> = VecDeque::new();
         let mut came_back: Vec<(Due, Attempt)> = Vec::new();
+        // When the first of those came back.
+        let mut gathering: Option<tokio::time::Instant> = None;
         // The write recording outcomes (and claiming) under way, if any.
         let mut settling = None;
         // It claims: places are not offered until it is back.
@@ -216,7 +223,10 @@ impl Delivery {
             } else {
                 0
             };
-            if settling.is_none() && (want > 0 || !came_back.is_empty()) {
+            let gathered = gathering.is_some_and(|t| t + GATHER <= tokio::time::Instant::now())
+                || came_back.len() >= (window / 2).max(1);
+            if settling.is_none() && (want > 0 || (!came_back.is_empty() && gathered)) {
+                gathering = None;
                 let outcomes = std::mem::take(&mut came_back);
                 claiming = want > 0;
                 settling = Some(Box::pin(self.settle(peer, outcomes, want, lease)));
@@ -233,7 +243,7 @@ impl Delivery {
             } else if drained && !claiming {
                 worker.offer(pace.window.saturating_sub(busy));
             }
-            if in_flight.is_empty() && settling.is_none() {
+            if in_flight.is_empty() && settling.is_none() && came_back.is_empty() {
                 if let Some(until) = pace.until.filter(|_| paused) {
                     // Nothing on the way: wait out the pause (or news).
                     tokio::select! {
@@ -261,6 +271,7 @@ impl Delivery {
                 continue;
             }
             let resume = pace.until.filter(|_| paused && !ready.is_empty());
+            let flush = gathering.filter(|_| settling.is_none()).map(|t| t + GATHER);
             let recording_on = settling.is_some();
             let recording = futures_util::future::OptionFuture::from(settling.as_mut());
             tokio::select! {
@@ -269,6 +280,7 @@ impl Delivery {
                     // to wait holds back what would go out meanwhile.
                     pace.came_back(&done.1, peer, tokio::time::Instant::now());
                     came_back.push(done);
+                    gathering.get_or_insert_with(tokio::time::Instant::now);
                     // And every other delivery already back.
                     while let Some(Some(done)) = in_flight.next().now_or_never() {
                         pace.came_back(&done.1, peer, tokio::time::Instant::now());
@@ -285,6 +297,8 @@ impl Delivery {
                     ready.extend(claimed);
                 }
                 _ = worker.wake.notified() => {}
+                // Outcomes gathered long enough: written.
+                _ = tokio::time::sleep_until(flush.unwrap_or_else(tokio::time::Instant::now)), if flush.is_some() => {}
                 // The pause is over: the messages waiting go.
                 _ = tokio::time::sleep_until(resume.unwrap_or_else(tokio::time::Instant::now)), if resume.is_some() => {}
             }
