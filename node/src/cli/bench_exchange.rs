@@ -186,6 +186,10 @@ impl ExchangeBenchArgs {
             &DatabaseUrl::parse(&ken.database)?,
             &crate::config::DatabaseSettings::default(),
         )?;
+        let pak_db = Database::open(
+            &DatabaseUrl::parse(&pak.database)?,
+            &crate::config::DatabaseSettings::default(),
+        )?;
 
         // Warm up, and take a real request and answer for the crypto ceiling.
         let id = compose(&ken_api, &codes[..1]).await?;
@@ -317,6 +321,17 @@ impl ExchangeBenchArgs {
         println!(
             "   {} verifications: p50 {} ms, p99 {} ms, max {} ms",
             lat.count, lat.p50, lat.p99, lat.max
+        );
+        let legs = super::bench_stages::stages(&ken_db, &pak_db, t1).await?;
+        println!(
+            "   legs (p50 / p99 ms, {} seen on both nodes): request sealed on KEN → arrived on PAK {} / {}; → answer sealed on PAK {} / {}; → answer taken on KEN {} / {}",
+            legs.count,
+            legs.delivered.p50,
+            legs.delivered.p99,
+            legs.answered.p50,
+            legs.answered.p99,
+            legs.returned.p50,
+            legs.returned.p99
         );
         // At a lower rate fewer writes share a commit and fewer messages a
         // wake-up, so a verification costs more CPU than at full load: this
@@ -624,15 +639,10 @@ async fn latencies(db: &Database, since: i64) -> anyhow::Result<Latencies> {
         .await?;
     let mut lat: Vec<i64> = rows.iter().map(|(c, u)| u - c).collect();
     lat.sort_unstable();
-    let at = |q: f64| {
-        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
     Ok(Latencies {
         count: lat.len(),
-        p50: at(0.50),
-        p99: at(0.99),
+        p50: super::bench_stages::quantile(&lat, 0.50),
+        p99: super::bench_stages::quantile(&lat, 0.99),
         max: lat.last().copied().unwrap_or(0),
         last_answer: rows.iter().map(|(_, u)| *u).max().unwrap_or(since),
     })

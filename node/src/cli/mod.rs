@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_exchange;
+mod bench_stages;
 mod certs;
 mod config_cmd;
 mod demo;
