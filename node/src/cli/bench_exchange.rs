@@ -291,6 +291,8 @@ impl ExchangeBenchArgs {
             self.latency_secs
         );
         let taken_before = taken(&ken_api, &pak_api).await?;
+        let step =
+            super::bench_stages::mark(&ken_db, &pak_db, crate::exchange::store::now_ms()).await?;
         let cpu_before = cpu_times(procs);
         let t1 = crate::exchange::store::now_ms();
         let total = (half * self.latency_secs as f64) as usize;
@@ -322,7 +324,7 @@ impl ExchangeBenchArgs {
             "   {} verifications: p50 {} ms, p99 {} ms, max {} ms",
             lat.count, lat.p50, lat.p99, lat.max
         );
-        let legs = super::bench_stages::stages(&ken_db, &pak_db, t1).await?;
+        let legs = super::bench_stages::stages(&ken_db, &pak_db, step).await?;
         println!(
             "   legs (p50 / p99 ms, {} seen on both nodes): request sealed on KEN → arrived on PAK {} / {}; → answer sealed on PAK {} / {}; → answer taken on KEN {} / {}",
             legs.count,

@@ -22,17 +22,54 @@ use std::collections::HashMap;
 /// One leg's p50 and p99 in ms, over the verifications seen on both nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Leg {
+    /// The median.
     pub p50: i64,
+    /// The 99th percentile.
     pub p99: i64,
 }
 
-/// The three legs of the verifications asked since `since` (ms), and how
-/// many were seen on both nodes.
+/// The three legs of the verifications of one step.
 pub(super) struct Stages {
+    /// Verifications seen on both nodes.
     pub count: usize,
+    /// Request sealed on KEN → arrived on PAK.
     pub delivered: Leg,
+    /// Arrived on PAK → answer sealed there.
     pub answered: Leg,
+    /// Answer sealed on PAK → taken on KEN.
     pub returned: Leg,
+}
+
+/// Where a step begins: its start (ms) and the last message of each node
+/// before it, so that reading the step's messages needs no scan of every
+/// message ever kept (the bench's reused lab keeps millions).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mark {
+    since: i64,
+    ken_seq: i64,
+    pak_seq: i64,
+}
+
+/// The last message `seq` on `db` (0 when none).
+async fn last_seq(db: &Database) -> anyhow::Result<i64> {
+    let last: Option<i64> = db
+        .run(|c| {
+            messages::table
+                .select(diesel::dsl::max(messages::seq))
+                .first(c)
+                .map_err(crate::storage::StorageError::from)
+        })
+        .await?;
+    Ok(last.unwrap_or(0))
+}
+
+/// Marks the start of a step at `since` (ms).
+pub(super) async fn mark(ken: &Database, pak: &Database, since: i64) -> anyhow::Result<Mark> {
+    Ok(Mark {
+        since,
+        ken_seq: last_seq(ken).await?,
+        pak_seq: last_seq(pak).await?,
+    })
 }
 
 /// The value at quantile `q` of `sorted` (0 when empty).
@@ -42,11 +79,12 @@ pub(super) fn quantile(sorted: &[i64], q: f64) -> i64 {
 }
 
 /// Per case: a timestamp of the messages of `kind` and `direction` made
-/// since `since`, on `db`; `taken` gives when an incoming one was taken in
-/// (its `delivered_at`), else when the message was made (sealed).
+/// since `since` and kept after message `after`, on `db`; `taken` gives
+/// when an incoming one was taken in (its `delivered_at`), else when the
+/// message was made (sealed).
 async fn times(
     db: &Database,
-    since: i64,
+    (since, after): (i64, i64),
     kind: MessageKind,
     direction: Direction,
     taken: bool,
@@ -54,6 +92,7 @@ async fn times(
     let rows: Vec<(String, i64, Option<i64>)> = db
         .run(move |c| {
             messages::table
+                .filter(messages::seq.gt(after))
                 .filter(messages::created_at.ge(since))
                 .filter(messages::kind.eq(kind.to_i16()))
                 .filter(messages::direction.eq(direction.to_i16()))
@@ -72,13 +111,15 @@ async fn times(
         .collect())
 }
 
-/// The legs of the verifications KEN (`ken`) asked PAK (`pak`) since `since`.
-pub(super) async fn stages(ken: &Database, pak: &Database, since: i64) -> anyhow::Result<Stages> {
+/// The legs of the verifications KEN (`ken`) asked PAK (`pak`) in the
+/// step that began at `mark`.
+pub(super) async fn stages(ken: &Database, pak: &Database, mark: Mark) -> anyhow::Result<Stages> {
     use {Direction::*, MessageKind::*};
-    let sealed = times(ken, since, Request, Out, false).await?;
-    let arrived = times(pak, since, Request, In, true).await?;
-    let answer_sealed = times(pak, since, Answer, Out, false).await?;
-    let answer_recorded = times(ken, since, Answer, In, true).await?;
+    let (on_ken, on_pak) = ((mark.since, mark.ken_seq), (mark.since, mark.pak_seq));
+    let sealed = times(ken, on_ken, Request, Out, false).await?;
+    let arrived = times(pak, on_pak, Request, In, true).await?;
+    let answer_sealed = times(pak, on_pak, Answer, Out, false).await?;
+    let answer_recorded = times(ken, on_ken, Answer, In, true).await?;
     let (mut delivered, mut answered, mut returned) = (Vec::new(), Vec::new(), Vec::new());
     for (case, s) in &sealed {
         let (Some(a), Some(x), Some(r)) = (
@@ -174,7 +215,11 @@ mod tests {
             message(&ken, 101, "lost", 0, 0, 4_000, 4_000);
 
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let legs = rt.block_on(stages(&ken, &pak, 900)).unwrap();
+            let legs = rt.block_on(stages(&ken, &pak, Mark { since: 900, ken_seq: -1, pak_seq: -1 })).unwrap();
+            // Messages kept before the mark are not read.
+            let late = Mark { since: 900, ken_seq: 10, pak_seq: 10 };
+            let later = rt.block_on(stages(&ken, &pak, late)).unwrap();
+            assert_eq!((later.count, later.returned), (1, Leg { p50: 97, p99: 97 }));
             assert_eq!(legs.count, 3);
             assert_eq!(legs.delivered, Leg { p50: 4, p99: 40 });
             assert_eq!(legs.answered, Leg { p50: 1, p99: 3 });
