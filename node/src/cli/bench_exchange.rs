@@ -291,8 +291,7 @@ impl ExchangeBenchArgs {
             self.latency_secs
         );
         let taken_before = taken(&ken_api, &pak_api).await?;
-        let step =
-            super::bench_stages::mark(&ken_db, &pak_db, crate::exchange::store::now_ms()).await?;
+        let step = super::bench_stages::mark(&ken_db, &pak_db).await?;
         let cpu_before = cpu_times(procs);
         let t1 = crate::exchange::store::now_ms();
         let total = (half * self.latency_secs as f64) as usize;

@@ -40,12 +40,11 @@ pub(super) struct Stages {
     pub returned: Leg,
 }
 
-/// Where a step begins: its start (ms) and the last message of each node
-/// before it, so that reading the step's messages needs no scan of every
-/// message ever kept (the bench's reused lab keeps millions).
+/// Where a step begins: the last message each node kept before it (the
+/// step's messages come after; reading them needs no scan of every message
+/// ever kept — the bench's reused lab keeps millions).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Mark {
-    since: i64,
     ken_seq: i64,
     pak_seq: i64,
 }
@@ -63,10 +62,9 @@ async fn last_seq(db: &Database) -> anyhow::Result<i64> {
     Ok(last.unwrap_or(0))
 }
 
-/// Marks the start of a step at `since` (ms).
-pub(super) async fn mark(ken: &Database, pak: &Database, since: i64) -> anyhow::Result<Mark> {
+/// Marks the start of a step.
+pub(super) async fn mark(ken: &Database, pak: &Database) -> anyhow::Result<Mark> {
     Ok(Mark {
-        since,
         ken_seq: last_seq(ken).await?,
         pak_seq: last_seq(pak).await?,
     })
@@ -78,13 +76,12 @@ pub(super) fn quantile(sorted: &[i64], q: f64) -> i64 {
     sorted.get(at).copied().unwrap_or(0)
 }
 
-/// Per case: a timestamp of the messages of `kind` and `direction` made
-/// since `since` and kept after message `after`, on `db`; `taken` gives
-/// when an incoming one was taken in (its `delivered_at`), else when the
-/// message was made (sealed).
+/// Per case: a timestamp of the messages of `kind` and `direction` kept
+/// after message `after` on `db`; `taken` gives when an incoming one was
+/// taken in (its `delivered_at`), else when the message was made (sealed).
 async fn times(
     db: &Database,
-    (since, after): (i64, i64),
+    after: i64,
     kind: MessageKind,
     direction: Direction,
     taken: bool,
@@ -93,7 +90,6 @@ async fn times(
         .run(move |c| {
             messages::table
                 .filter(messages::seq.gt(after))
-                .filter(messages::created_at.ge(since))
                 .filter(messages::kind.eq(kind.to_i16()))
                 .filter(messages::direction.eq(direction.to_i16()))
                 .select((
@@ -115,7 +111,7 @@ async fn times(
 /// step that began at `mark`.
 pub(super) async fn stages(ken: &Database, pak: &Database, mark: Mark) -> anyhow::Result<Stages> {
     use {Direction::*, MessageKind::*};
-    let (on_ken, on_pak) = ((mark.since, mark.ken_seq), (mark.since, mark.pak_seq));
+    let (on_ken, on_pak) = (mark.ken_seq, mark.pak_seq);
     let sealed = times(ken, on_ken, Request, Out, false).await?;
     let arrived = times(pak, on_pak, Request, In, true).await?;
     let answer_sealed = times(pak, on_pak, Answer, Out, false).await?;
@@ -188,13 +184,16 @@ mod tests {
     crate::for_each_backend! {
         /// Each leg is read from the stamps of the node that keeps them,
         /// joined by case; a case one node has not seen, or from before
-        /// the step, is left out.
+        /// the step's mark, is left out.
         fn the_legs_of_each_verification_are_read_from_both_nodes(backend: Backend) {
             let (ken_db, pak_db) = (TestDb::new(backend).unwrap(), TestDb::new(backend).unwrap());
             let settings = crate::config::Config::default().database;
             let ken = Database::open(&ken_db.url, &settings).unwrap();
             let pak = Database::open(&pak_db.url, &settings).unwrap();
             // (case, request sealed, arrived, answer sealed, answer taken)
+            // Asked before the step.
+            message(&ken, 1, "old", 0, 0, 500, 500);
+            message(&pak, 1, "old", 0, 1, 500, 501);
             for (i, (case, sealed, arrived, answered, taken)) in [
                 ("a", 1_000, 1_004, 1_005, 1_010),
                 ("b", 2_000, 2_040, 2_043, 2_050),
@@ -203,23 +202,24 @@ mod tests {
             .into_iter()
             .enumerate()
             {
-                let seq = 10 * i as i64;
+                let seq = 10 * (i as i64 + 1);
                 message(&ken, seq, case, 0, 0, sealed, sealed);
                 message(&pak, seq, case, 0, 1, sealed, arrived);
                 message(&pak, seq + 1, case, 1, 0, answered, answered);
                 message(&ken, seq + 1, case, 1, 1, answered, taken);
             }
-            // Asked before the step; and one PAK never saw.
-            message(&ken, 100, "old", 0, 0, 500, 500);
-            message(&pak, 100, "old", 0, 1, 500, 501);
-            message(&ken, 101, "lost", 0, 0, 4_000, 4_000);
+            // One PAK never saw.
+            message(&ken, 100, "lost", 0, 0, 4_000, 4_000);
 
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let legs = rt.block_on(stages(&ken, &pak, Mark { since: 900, ken_seq: -1, pak_seq: -1 })).unwrap();
-            // Messages kept before the mark are not read.
-            let late = Mark { since: 900, ken_seq: 10, pak_seq: 10 };
+            let step = Mark { ken_seq: 1, pak_seq: 1 };
+            let legs = rt.block_on(stages(&ken, &pak, step)).unwrap();
+            // A later mark: only what came after it.
+            let late = Mark { ken_seq: 21, pak_seq: 21 };
             let later = rt.block_on(stages(&ken, &pak, late)).unwrap();
             assert_eq!((later.count, later.returned), (1, Leg { p50: 97, p99: 97 }));
+            // The mark itself: the last message before the step.
+            assert_eq!(rt.block_on(last_seq(&ken)).unwrap(), 100);
             assert_eq!(legs.count, 3);
             assert_eq!(legs.delivered, Leg { p50: 4, p99: 40 });
             assert_eq!(legs.answered, Leg { p50: 1, p99: 3 });
