@@ -11,7 +11,8 @@
 //! answer). A node stamps a message it takes in before the commit that
 //! records it, so KEN's last commit is in none of the legs — nor in the
 //! bench's case-created-to-answer-recorded latency, read from the same
-//! stamps.
+//! stamps (the officer's latency, which has it, comes from
+//! [`super::bench_watch`]).
 
 use crate::exchange::model::{Direction, MessageKind};
 use crate::storage::Database;
@@ -47,6 +48,13 @@ pub(super) struct Stages {
 pub(super) struct Mark {
     ken_seq: i64,
     pak_seq: i64,
+}
+
+impl Mark {
+    /// The last message KEN kept before the step.
+    pub(super) fn ken_seq(&self) -> i64 {
+        self.ken_seq
+    }
 }
 
 /// The last message `seq` on `db` (0 when none).

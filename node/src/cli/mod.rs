@@ -7,6 +7,7 @@
 mod bench;
 mod bench_exchange;
 mod bench_stages;
+mod bench_watch;
 mod certs;
 mod config_cmd;
 mod demo;
