@@ -181,14 +181,15 @@ impl ExchangeBenchArgs {
         let probe = codes.first().context("no PAK codes")?;
         ken_api.wait_directory(probe, "KEN").await?;
         pak_api.wait_directory(probe, "PAK").await?;
-        let ken_db = Database::open(
-            &DatabaseUrl::parse(&ken.database)?,
-            &crate::config::DatabaseSettings::default(),
-        )?;
-        let pak_db = Database::open(
-            &DatabaseUrl::parse(&pak.database)?,
-            &crate::config::DatabaseSettings::default(),
-        )?;
+        // Only read here: no checkpoint thread of the bench's own beside
+        // each node's (it took ~1 % of a core copying the nodes' WAL frames
+        // and fsyncing their files, competing with the nodes it measures).
+        let reading = crate::config::DatabaseSettings {
+            sqlite_checkpoint_ms: 0,
+            ..crate::config::DatabaseSettings::default()
+        };
+        let ken_db = Database::open(&DatabaseUrl::parse(&ken.database)?, &reading)?;
+        let pak_db = Database::open(&DatabaseUrl::parse(&pak.database)?, &reading)?;
 
         // Warm up, and take a real request and answer for the crypto ceiling.
         let id = compose(&ken_api, &codes[..1]).await?;
