@@ -170,14 +170,7 @@ mod tests {
         taken: i64,
     ) {
         let mut conn = db.conn().unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO cases (id, role, counterpart, template, template_version, state, \
-               priority, subject, policy, created_at, updated_at) \
-             VALUES ('{case}', 0, 'PAK', 'uid-verification', 1, 4, 'routine', 's', 0, 1, 1) \
-             ON CONFLICT DO NOTHING"
-        ))
-        .execute(&mut *conn)
-        .unwrap();
+        crate::storage::testing::insert_bare_case(&mut conn, case).unwrap();
         diesel::sql_query(format!(
             "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
                content_type, body, body_sha256, envelope, state, created_at, delivered_at) \

@@ -117,14 +117,7 @@ mod tests {
     /// a request sent.
     fn message(db: &Database, seq: i64, case: &str, answer: bool) {
         let mut conn = db.conn().unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO cases (id, role, counterpart, template, template_version, state, \
-               priority, subject, policy, created_at, updated_at) \
-             VALUES ('{case}', 0, 'PAK', 'uid-verification', 1, 4, 'routine', 's', 0, 1, 1) \
-             ON CONFLICT DO NOTHING"
-        ))
-        .execute(&mut *conn)
-        .unwrap();
+        crate::storage::testing::insert_bare_case(&mut conn, case).unwrap();
         let (kind, direction) = if answer { (1, 1) } else { (0, 0) };
         diesel::sql_query(format!(
             "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \

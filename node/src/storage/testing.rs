@@ -110,3 +110,19 @@ macro_rules! for_each_backend {
         }
     };
 }
+
+/// Inserts case `id` with only the columns the schema requires (an asking
+/// case to PAK, answered in full), for tests that need messages to hang on
+/// a case; a case already there is left as it is.
+pub fn insert_bare_case(conn: &mut super::DbConnection, id: &str) -> Result<(), StorageError> {
+    use diesel::RunQueryDsl as _;
+    diesel::sql_query(
+        "INSERT INTO cases (id, role, counterpart, template, template_version, state, \
+           priority, subject, policy, created_at, updated_at) \
+         VALUES ($1, 0, 'PAK', 'uid-verification', 1, 4, 'routine', 's', 0, 1, 1) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<diesel::sql_types::Text, _>(id)
+    .execute(conn)?;
+    Ok(())
+}
