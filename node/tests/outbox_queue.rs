@@ -16,21 +16,21 @@ use gsp_node::exchange::outbox::{
 };
 use gsp_node::for_each_backend;
 use gsp_node::storage::DbConnection;
+use gsp_node::storage::testing::{BareMessage, insert_bare_message};
 
 const NOW: i64 = 1_800_000_000_000;
 
 /// Queues message `seq` for `peer` in outbox `state`, due at `due`.
 fn queue(conn: &mut DbConnection, seq: i64, peer: &str, state: i16, due: i64) {
-    diesel::sql_query(format!(
-        "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
-           content_type, body, body_sha256, envelope, state, created_at) \
-         VALUES ({seq}, 'm{seq}', 'KEN', '{peer}', 'case', 1, 0, 'application/json', \
-           $1, '', $2, 1, {NOW})"
-    ))
-    .bind::<diesel::sql_types::Binary, _>(b"{}".to_vec())
-    .bind::<diesel::sql_types::Binary, _>(vec![seq as u8])
-    .execute(conn)
-    .unwrap();
+    let envelope = [seq as u8];
+    let m = BareMessage {
+        to: peer,
+        direction: 1,
+        envelope: Some(&envelope),
+        created_at: NOW,
+        ..BareMessage::new(seq, "case")
+    };
+    insert_bare_message(conn, &m).unwrap();
     diesel::sql_query(format!(
         "INSERT INTO outbox (message_seq, peer, state, attempts, next_attempt_at, expires_at, created_at) \
          VALUES ({seq}, '{peer}', {state}, 0, {due}, {}, {NOW})",

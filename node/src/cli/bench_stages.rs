@@ -171,15 +171,16 @@ mod tests {
     ) {
         let mut conn = db.conn().unwrap();
         crate::storage::testing::insert_bare_case(&mut conn, case).unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
-               content_type, body, body_sha256, envelope, state, created_at, delivered_at) \
-             VALUES ({seq}, 'm{seq}', 'KEN', 'PAK', '{case}', {direction}, {kind}, \
-               'application/json', $1, '', $1, 3, {made}, {taken})"
-        ))
-        .bind::<diesel::sql_types::Binary, _>(b"{}".to_vec())
-        .execute(&mut *conn)
-        .unwrap();
+        let m = crate::storage::testing::BareMessage {
+            kind,
+            direction,
+            state: 3,
+            envelope: Some(b"{}"),
+            created_at: made,
+            delivered_at: Some(taken),
+            ..crate::storage::testing::BareMessage::new(seq, case)
+        };
+        crate::storage::testing::insert_bare_message(&mut conn, &m).unwrap();
     }
 
     crate::for_each_backend! {

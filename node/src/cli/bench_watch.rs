@@ -119,15 +119,15 @@ mod tests {
         let mut conn = db.conn().unwrap();
         crate::storage::testing::insert_bare_case(&mut conn, case).unwrap();
         let (kind, direction) = if answer { (1, 1) } else { (0, 0) };
-        diesel::sql_query(format!(
-            "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
-               content_type, body, body_sha256, state, created_at) \
-             VALUES ({seq}, 'm{seq}', 'PAK', 'KEN', '{case}', {direction}, {kind}, \
-               'application/json', $1, '', 3, 1)"
-        ))
-        .bind::<diesel::sql_types::Binary, _>(b"{}".to_vec())
-        .execute(&mut *conn)
-        .unwrap();
+        let m = crate::storage::testing::BareMessage {
+            from: "PAK",
+            to: "KEN",
+            kind,
+            direction,
+            state: 3,
+            ..crate::storage::testing::BareMessage::new(seq, case)
+        };
+        crate::storage::testing::insert_bare_message(&mut conn, &m).unwrap();
     }
 
     /// Waits until the watcher has had time for a few readings.

@@ -801,16 +801,14 @@ mod tests {
         ))
         .execute(&mut *conn)
         .unwrap();
-        diesel::sql_query(format!(
-            "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
-               content_type, body, body_sha256, envelope, state, created_at) \
-             VALUES ({seq}, 'm{seq}', 'KEN', 'PAK', 'case{seq}', 1, 0, 'application/json', \
-               $1, '', $2, 1, {now})"
-        ))
-        .bind::<diesel::sql_types::Binary, _>(b"{}".to_vec())
-        .bind::<diesel::sql_types::Binary, _>(b"envelope".to_vec())
-        .execute(&mut *conn)
-        .unwrap();
+        let case = format!("case{seq}");
+        let m = crate::storage::testing::BareMessage {
+            direction: 1,
+            envelope: Some(b"envelope"),
+            created_at: now,
+            ..crate::storage::testing::BareMessage::new(seq, &case)
+        };
+        crate::storage::testing::insert_bare_message(&mut conn, &m).unwrap();
         diesel::sql_query(format!(
             "INSERT INTO outbox (message_seq, peer, state, attempts, next_attempt_at, expires_at, \
                claimed_by, claimed_until, created_at) \

@@ -126,3 +126,76 @@ pub fn insert_bare_case(conn: &mut super::DbConnection, id: &str) -> Result<(), 
     .execute(conn)?;
     Ok(())
 }
+
+/// A message row for tests with only what the schema requires; see
+/// [`insert_bare_message`].
+#[derive(Debug, Clone, Copy)]
+pub struct BareMessage<'a> {
+    /// Its `seq`; its message id is `m{seq}`.
+    pub seq: i64,
+    /// The case it belongs to (which must exist).
+    pub case: &'a str,
+    /// Sender and recipient Party codes.
+    pub from: &'a str,
+    /// The recipient.
+    pub to: &'a str,
+    /// 0 request, 1 answer.
+    pub kind: i16,
+    /// 0 sent, 1 received.
+    pub direction: i16,
+    /// Its message state, as a number.
+    pub state: i16,
+    /// The envelope kept with it, if any.
+    pub envelope: Option<&'a [u8]>,
+    /// When it was made (ms).
+    pub created_at: i64,
+    /// When it was delivered or taken in (ms), if it was.
+    pub delivered_at: Option<i64>,
+}
+
+impl BareMessage<'_> {
+    /// A request sent from KEN to PAK in case `case`, made at 1 ms and in
+    /// state 1 (queued), with no envelope: change what a test needs.
+    pub fn new(seq: i64, case: &str) -> BareMessage<'_> {
+        BareMessage {
+            seq,
+            case,
+            from: "KEN",
+            to: "PAK",
+            kind: 0,
+            direction: 0,
+            state: 1,
+            envelope: None,
+            created_at: 1,
+            delivered_at: None,
+        }
+    }
+}
+
+/// Inserts `m` with an empty JSON body.
+pub fn insert_bare_message(
+    conn: &mut super::DbConnection,
+    m: &BareMessage<'_>,
+) -> Result<(), StorageError> {
+    use diesel::RunQueryDsl as _;
+    use diesel::sql_types::{BigInt, Binary, Nullable, SmallInt, Text};
+    diesel::sql_query(
+        "INSERT INTO messages (seq, message_id, from_party, to_party, case_id, direction, kind, \
+           content_type, body, body_sha256, envelope, state, created_at, delivered_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'application/json', $8, '', $9, $10, $11, $12)",
+    )
+    .bind::<BigInt, _>(m.seq)
+    .bind::<Text, _>(format!("m{}", m.seq))
+    .bind::<Text, _>(m.from)
+    .bind::<Text, _>(m.to)
+    .bind::<Text, _>(m.case)
+    .bind::<SmallInt, _>(m.direction)
+    .bind::<SmallInt, _>(m.kind)
+    .bind::<Binary, _>(b"{}".to_vec())
+    .bind::<Nullable<Binary>, _>(m.envelope.map(<[u8]>::to_vec))
+    .bind::<SmallInt, _>(m.state)
+    .bind::<BigInt, _>(m.created_at)
+    .bind::<Nullable<BigInt>, _>(m.delivered_at)
+    .execute(conn)?;
+    Ok(())
+}
