@@ -595,6 +595,13 @@ fn answered() -> [i16; 2] {
     ]
 }
 
+/// The cases created since `$1` and answered (in state `$2` or `$3`).
+/// Through the `updated_at` index (an answered case was updated after it
+/// was created): `+state` keeps SQLite from choosing the state index, which
+/// would read every answered case of earlier runs on a reused lab.
+const ANSWERED_SINCE: &str =
+    "FROM cases WHERE updated_at >= $1 AND created_at >= $1 AND +state IN ($2, $3)";
+
 /// Waits until `n` cases created since `since` are answered; returns how many are.
 async fn wait_answered(
     db: &Database,
@@ -612,20 +619,13 @@ async fn wait_answered(
         let done: i64 = db
             .run(move |c| {
                 let [full, partial] = answered();
-                // Through the `updated_at` index (an answered case was
-                // updated after it was created): `+state` keeps SQLite from
-                // choosing the state index, which would read every answered
-                // case of earlier runs on a reused lab.
-                diesel::sql_query(
-                    "SELECT COUNT(*) AS n FROM cases \
-                     WHERE updated_at >= $1 AND created_at >= $1 AND +state IN ($2, $3)",
-                )
-                .bind::<diesel::sql_types::BigInt, _>(since)
-                .bind::<diesel::sql_types::SmallInt, _>(full)
-                .bind::<diesel::sql_types::SmallInt, _>(partial)
-                .get_result::<Count>(c)
-                .map(|r| r.n)
-                .map_err(crate::storage::StorageError::from)
+                diesel::sql_query(format!("SELECT COUNT(*) AS n {ANSWERED_SINCE}"))
+                    .bind::<diesel::sql_types::BigInt, _>(since)
+                    .bind::<diesel::sql_types::SmallInt, _>(full)
+                    .bind::<diesel::sql_types::SmallInt, _>(partial)
+                    .get_result::<Count>(c)
+                    .map(|r| r.n)
+                    .map_err(crate::storage::StorageError::from)
             })
             .await?;
         if done as usize >= n {
@@ -661,22 +661,17 @@ async fn latencies(db: &Database, since: i64) -> anyhow::Result<Latencies> {
     let rows: Vec<(i64, i64)> = db
         .run(move |c| {
             let [full, partial] = answered();
-            // As in `wait_answered`: through the `updated_at` index, not a
-            // scan of every case of the reused lab.
-            diesel::sql_query(
-                "SELECT created_at, updated_at FROM cases \
-                 WHERE updated_at >= $1 AND created_at >= $1 AND +state IN ($2, $3)",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(since)
-            .bind::<diesel::sql_types::SmallInt, _>(full)
-            .bind::<diesel::sql_types::SmallInt, _>(partial)
-            .load::<Row>(c)
-            .map(|rows| {
-                rows.into_iter()
-                    .map(|r| (r.created_at, r.updated_at))
-                    .collect()
-            })
-            .map_err(crate::storage::StorageError::from)
+            diesel::sql_query(format!("SELECT created_at, updated_at {ANSWERED_SINCE}"))
+                .bind::<diesel::sql_types::BigInt, _>(since)
+                .bind::<diesel::sql_types::SmallInt, _>(full)
+                .bind::<diesel::sql_types::SmallInt, _>(partial)
+                .load::<Row>(c)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|r| (r.created_at, r.updated_at))
+                        .collect()
+                })
+                .map_err(crate::storage::StorageError::from)
         })
         .await?;
     let mut lat: Vec<i64> = rows.iter().map(|(c, u)| u - c).collect();
