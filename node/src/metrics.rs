@@ -36,6 +36,9 @@ pub struct Gauges {
     pub directory_valid_seconds: Option<i64>,
     /// Active alarms.
     pub alarms: Option<i64>,
+    /// What SQLite's group-commit writer has committed (`None` on
+    /// PostgreSQL).
+    pub sqlite_writer: Option<crate::storage::WriterCounts>,
 }
 
 impl Metrics {
@@ -213,6 +216,28 @@ impl Metrics {
             "Requests answered automatically from this node's data.",
             &[("", self.automatic_answers.load(Ordering::Relaxed))],
         );
+        if let Some(w) = gauges.sqlite_writer {
+            counter(
+                &mut out,
+                "gsp_sqlite_commits_total",
+                "Transactions committed by the SQLite writer: with the configured synchronous (an fsync under full), or without an fsync for writes that need none. Writes per commit = gsp_sqlite_writes_total / these.",
+                &[
+                    ("{fsync=\"configured\"}", w.commits_synced),
+                    ("{fsync=\"no\"}", w.commits_unsynced),
+                ],
+            );
+            counter(
+                &mut out,
+                "gsp_sqlite_writes_total",
+                "Writes committed by the SQLite writer (several share one commit).",
+                &[("", w.writes)],
+            );
+            let _ = writeln!(
+                out,
+                "# HELP gsp_sqlite_commit_seconds_total Time the SQLite writer spent on its transactions, from BEGIN to the end of COMMIT (fsync included).\n# TYPE gsp_sqlite_commit_seconds_total counter\ngsp_sqlite_commit_seconds_total {:.6}",
+                w.commit_micros as f64 / 1e6
+            );
+        }
         let gauge = |out: &mut String, name: &str, help: &str, v: Option<i64>| {
             if let Some(v) = v {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -258,6 +258,48 @@ for_each_backend! {
         assert_eq!(ids(&db), vec![1, 3, 4]);
     }
 
+    /// The SQLite writer counts its commits (with and without an fsync),
+    /// the writes they carried and the time they took, for `/metrics`;
+    /// PostgreSQL has no such writer.
+    fn the_writer_counts_its_commits_and_their_writes(backend: Backend) {
+        let (_guard, db) = common::open(backend);
+        create_table(&db);
+        let Some(before) = db.writer_counts() else {
+            assert_eq!(backend, gsp_node::storage::Backend::Postgres);
+            return;
+        };
+        runtime().block_on(async {
+            // As above: the writer busy, the writes below taken as one
+            // batch, which commits twice (unsynced first, then synced).
+            let (started, running) = tokio::sync::oneshot::channel::<()>();
+            let busy = db.write_unsynced(move |c| {
+                let _ = started.send(());
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                insert(c, 1, "busy")
+            });
+            let later = async {
+                running.await.unwrap();
+                tokio::join!(
+                    db.write(|c| insert(c, 2, "synced")),
+                    db.write_rerunnable(|c| insert(c, 3, "synced, re-runnable")),
+                    db.write(|c| insert(c, 4, "synced")),
+                    db.write_unsynced(|c| insert(c, 5, "unsynced")),
+                    db.write_unsynced_rerunnable(|c| insert(c, 6, "unsynced, re-runnable")),
+                )
+            };
+            let (busy, (a, b, c, d, e)) = tokio::join!(busy, later);
+            for r in [busy, a, b, c, d, e] {
+                r.unwrap();
+            }
+        });
+        let after = db.writer_counts().unwrap();
+        assert_eq!(after.commits_unsynced - before.commits_unsynced, 2);
+        assert_eq!(after.commits_synced - before.commits_synced, 1);
+        assert_eq!(after.writes - before.writes, 6);
+        // The busy write's transaction alone lasted its 200 ms.
+        assert!(after.commit_micros - before.commit_micros >= 200_000);
+    }
+
     /// Unsynced writes (delivery leases and outcomes) commit like any other
     /// and leave every connection durable for the writes after them.
     fn unsynced_writes_commit_and_leave_connections_synced(backend: Backend) {

@@ -199,7 +199,11 @@ for_each_backend! {
         }
         let r = get(Some(&token));
         assert_eq!(r.status(), 200);
-        assert!(r.text().unwrap().contains("gsp_outbox_pending"));
+        let text = r.text().unwrap();
+        assert!(text.contains("gsp_outbox_pending"));
+        // The SQLite writer's counters, only where there is one.
+        assert_eq!(text.contains("gsp_sqlite_commits_total{fsync=\"configured\"}"), backend == gsp_node::storage::Backend::Sqlite, "{text}");
+        assert_eq!(text.contains("gsp_sqlite_commit_seconds_total"), backend == gsp_node::storage::Backend::Sqlite);
         server.kill();
 
         // A digest that is not one is refused when the node starts, naming the key.

@@ -19,6 +19,7 @@ pub mod testing;
 mod tx;
 mod url;
 mod writer;
+pub use writer::WriterCounts;
 
 pub use connection::{DbConnection, Manager};
 pub use direct::Direct;
@@ -170,6 +171,12 @@ impl Database {
     /// The URL it was opened with.
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
+    }
+
+    /// What SQLite's group-commit writer has committed so far (`None` on
+    /// PostgreSQL, which has no such writer).
+    pub fn writer_counts(&self) -> Option<WriterCounts> {
+        self.writer.as_ref().map(|w| w.stats())
     }
 
     /// Takes a connection from the pool (blocking).

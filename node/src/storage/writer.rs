@@ -36,6 +36,7 @@ use super::checkpointer::{self, RestartRequest};
 use super::{DbConnection, Manager, StorageError, tx, write_transaction};
 use crate::config::SqliteSync;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 /// What the writer thread calls after the batch's commit: `None` when it
@@ -64,10 +65,61 @@ type RerunnableWork = Box<dyn FnMut(&mut DbConnection, bool) -> Option<Completio
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 256;
 
+/// What the writer thread has done so far, for `/metrics`: how many
+/// transactions it committed (with and without an fsync), how many writes
+/// they carried and how long they took from `BEGIN` to the end of `COMMIT`.
+/// Their ratios say how well writes share commits and what a commit costs.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    commits_synced: AtomicU64,
+    commits_unsynced: AtomicU64,
+    writes: AtomicU64,
+    commit_micros: AtomicU64,
+}
+
+/// A reading of [`WriterStats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriterCounts {
+    /// Transactions committed with the configured `synchronous` (with an
+    /// fsync under `full`).
+    pub commits_synced: u64,
+    /// Transactions of writes that need no fsync, committed without one.
+    pub commits_unsynced: u64,
+    /// Writes committed.
+    pub writes: u64,
+    /// Microseconds from `BEGIN` to the end of `COMMIT`, all transactions.
+    pub commit_micros: u64,
+}
+
+impl WriterStats {
+    /// The counts now.
+    pub fn read(&self) -> WriterCounts {
+        WriterCounts {
+            commits_synced: self.commits_synced.load(Ordering::Relaxed),
+            commits_unsynced: self.commits_unsynced.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            commit_micros: self.commit_micros.load(Ordering::Relaxed),
+        }
+    }
+
+    fn committed(&self, synced: bool, writes: usize, took: std::time::Duration) {
+        let commits = if synced {
+            &self.commits_synced
+        } else {
+            &self.commits_unsynced
+        };
+        commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes as u64, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.commit_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
 /// The sending side of a database's writer thread.
 #[derive(Debug)]
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
 }
 
 impl Writer {
@@ -83,10 +135,17 @@ impl Writer {
         restart: Option<Arc<RestartRequest>>,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(WriterStats::default());
+        let counted = stats.clone();
         std::thread::Builder::new()
             .name("gsp-sqlite-writer".into())
-            .spawn(move || run(&pool, sync, restart.as_deref(), rx))?;
-        Ok(Writer { jobs: tx })
+            .spawn(move || run(&pool, sync, restart.as_deref(), &counted, rx))?;
+        Ok(Writer { jobs: tx, stats })
+    }
+
+    /// What the writer thread has done so far.
+    pub(super) fn stats(&self) -> WriterCounts {
+        self.stats.read()
     }
 
     /// Runs `work` in the next batch; resolves after that batch's commit.
@@ -188,6 +247,7 @@ fn run(
     pool: &r2d2::Pool<Manager>,
     sync: SqliteSync,
     restart: Option<&RestartRequest>,
+    stats: &WriterStats,
     rx: mpsc::Receiver<Job>,
 ) {
     while let Ok(first) = rx.recv() {
@@ -220,7 +280,9 @@ fn run(
                 tracing::error!(error = %e, "database writer: cannot relax synchronous");
                 continue;
             }
-            run_batch(&mut conn, unsynced);
+            run_batch(&mut conn, unsynced, |n, took| {
+                stats.committed(false, n, took)
+            });
             // Setting a pragma touches no file; it fails only on a connection
             // that is broken anyway, which the pool's health check then drops.
             if let Err(e) = set_synchronous(&mut conn, sync) {
@@ -229,7 +291,7 @@ fn run(
             }
         }
         if !synced.is_empty() {
-            run_batch(&mut conn, synced);
+            run_batch(&mut conn, synced, |n, took| stats.committed(true, n, took));
         }
         // Between two batches nothing is appended to the WAL: a checkpoint
         // here can copy every frame, and the next batch starts the log over.
@@ -246,8 +308,14 @@ fn set_synchronous(conn: &mut DbConnection, sync: SqliteSync) -> diesel::QueryRe
     conn.batch_execute(&format!("PRAGMA synchronous = {}", sync.as_str()))
 }
 
-/// One transaction for `jobs`; completes each after the commit.
-fn run_batch(conn: &mut DbConnection, jobs: Vec<Job>) {
+/// One transaction for `jobs`; completes each after the commit, and tells
+/// `committed` how many writes it carried and how long it took.
+fn run_batch(
+    conn: &mut DbConnection,
+    jobs: Vec<Job>,
+    committed: impl FnOnce(usize, std::time::Duration),
+) {
+    let started = std::time::Instant::now();
     let writes = jobs.len();
     let mut rerunnable = Vec::new();
     let mut once = Vec::new();
@@ -319,8 +387,9 @@ fn run_batch(conn: &mut DbConnection, jobs: Vec<Job>) {
             }
         }
     };
-    if let Some(why) = &outcome {
-        tracing::error!(error = %why, writes = completions.len(), "database writer");
+    match &outcome {
+        Some(why) => tracing::error!(error = %why, writes = completions.len(), "database writer"),
+        None => committed(completions.len(), started.elapsed()),
     }
     for done in completions {
         done(outcome.clone());

@@ -69,6 +69,7 @@ pub async fn metrics(
         outbox_failed: Some(failed),
         directory_valid_seconds,
         alarms: Some(alarms),
+        sqlite_writer: state.db.writer_counts(),
     };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
