@@ -231,6 +231,7 @@ impl ExchangeBenchArgs {
         // each of 64 tasks cost the load generator seconds of CPU inside the
         // measured step.
         let shared_codes: Arc<[String]> = codes.as_slice().into();
+        let commits_before = Commits::both(&ken_api, &pak_api).await?;
         let cpu_before = cpu_times(procs);
         let t0 = crate::exchange::store::now_ms();
         let started = Instant::now();
@@ -279,6 +280,11 @@ impl ExchangeBenchArgs {
             cpu.describe(),
             per_verification.as_secs_f64() / cpu.total.as_secs_f64().max(1e-9)
         );
+        let commits_after = Commits::both(&ken_api, &pak_api).await?;
+        println!(
+            "   SQLite writers: {}",
+            Commits::describe(&commits_before, &commits_after, self.requests)
+        );
 
         let half = self.latency_rate.unwrap_or(rate / 2.0).max(1.0);
         println!(
@@ -291,6 +297,7 @@ impl ExchangeBenchArgs {
             self.latency_secs
         );
         let taken_before = taken(&ken_api, &pak_api).await?;
+        let commits_before = Commits::both(&ken_api, &pak_api).await?;
         let step = super::bench_stages::mark(&ken_db, &pak_db).await?;
         let watcher = super::bench_watch::Watcher::start(
             ken_db.clone(),
@@ -364,6 +371,11 @@ impl ExchangeBenchArgs {
             "   CPU per verification at this rate: {}; the two cores {:.0} % busy",
             cpu.describe(),
             100.0 * (cpu.total.as_secs_f64() * total as f64) / (2.0 * busy.as_secs_f64())
+        );
+        let commits_after = Commits::both(&ken_api, &pak_api).await?;
+        println!(
+            "   SQLite writers at this rate: {}",
+            Commits::describe(&commits_before, &commits_after, total)
         );
         let taken_after = taken(&ken_api, &pak_api).await?;
         let took: Vec<String> = ["KEN", "PAK"]
@@ -568,6 +580,56 @@ async fn taken(ken: &Api, pak: &Api) -> anyhow::Result<[(u64, u64); 2]> {
         );
     }
     Ok(out)
+}
+
+/// What a node's SQLite writer has committed so far, from its `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Commits {
+    synced: u64,
+    unsynced: u64,
+    writes: u64,
+    secs: f64,
+}
+
+impl Commits {
+    async fn read(api: &Api) -> anyhow::Result<Commits> {
+        Ok(Commits {
+            synced: api
+                .metric("gsp_sqlite_commits_total{fsync=\"configured\"}")
+                .await?,
+            unsynced: api.metric("gsp_sqlite_commits_total{fsync=\"no\"}").await?,
+            writes: api.metric("gsp_sqlite_writes_total").await?,
+            secs: api.metric_as("gsp_sqlite_commit_seconds_total").await?,
+        })
+    }
+
+    /// KEN's and PAK's.
+    async fn both(ken: &Api, pak: &Api) -> anyhow::Result<[Commits; 2]> {
+        Ok([Commits::read(ken).await?, Commits::read(pak).await?])
+    }
+
+    /// "KEN …; PAK …": each node's commits between `before` and `after`,
+    /// per verification of `n`.
+    fn describe(before: &[Commits; 2], after: &[Commits; 2], n: usize) -> String {
+        let n = n.max(1) as f64;
+        ["KEN", "PAK"]
+            .iter()
+            .zip(before.iter().zip(after))
+            .map(|(name, (b, a))| {
+                let synced = a.synced.saturating_sub(b.synced);
+                let unsynced = a.unsynced.saturating_sub(b.unsynced);
+                let commits = (synced + unsynced).max(1) as f64;
+                format!(
+                    "{name} {:.2} commits per verification ({:.2} with an fsync), {:.1} writes per commit, {:.2} ms per commit",
+                    (synced + unsynced) as f64 / n,
+                    synced as f64 / n,
+                    a.writes.saturating_sub(b.writes) as f64 / commits,
+                    1e3 * (a.secs - b.secs) / commits
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// Composes a uid-verification of `codes` to PAK; returns the case id.

@@ -530,6 +530,14 @@ impl Api {
     /// The value of one series of the node's `/metrics` (`name{labels}`);
     /// 0 if the node has not counted any yet.
     pub async fn metric(&self, series: &str) -> anyhow::Result<u64> {
+        self.metric_as(series).await
+    }
+
+    /// [`Api::metric`] for a series of another type (a sum of seconds).
+    pub async fn metric_as<T: std::str::FromStr + Default>(
+        &self,
+        series: &str,
+    ) -> anyhow::Result<T> {
         let text = self
             .http
             .get(format!("{}/metrics", self.base))
@@ -541,7 +549,7 @@ impl Api {
         Ok(text
             .lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or(0))
+            .unwrap_or_default())
     }
 
     /// `POST path` with a JSON body, JSON answer; an HTTP error is an error.
