@@ -229,7 +229,7 @@ impl Metrics {
             counter(
                 &mut out,
                 "gsp_sqlite_writes_total",
-                "Writes committed by the SQLite writer (several share one commit).",
+                "Writes in the SQLite writer's committed transactions (several share one commit; one that failed alone counts too).",
                 &[("", w.writes)],
             );
             let _ = writeln!(

@@ -85,7 +85,8 @@ pub struct WriterCounts {
     pub commits_synced: u64,
     /// Transactions of writes that need no fsync, committed without one.
     pub commits_unsynced: u64,
-    /// Writes committed.
+    /// Writes in the committed transactions (one that failed and was
+    /// rolled back to its savepoint counts too: it shared the commit).
     pub writes: u64,
     /// Microseconds from `BEGIN` to the end of `COMMIT`, all transactions.
     pub commit_micros: u64,
