@@ -49,6 +49,26 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Runs `later` while an unsynced write (row 1, "busy") holds the writer
+/// for 200 ms, so that the writes `later` submits queue behind it and are
+/// taken as one batch: they are submitted once it has started (and it is
+/// unsynced itself, so it shares no commit with a synced write of theirs).
+async fn behind_a_busy_writer<T>(db: &Database, later: impl std::future::Future<Output = T>) -> T {
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let busy = db.write_unsynced(move |c| {
+        let _ = started.send(());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        insert(c, 1, "busy")
+    });
+    let later = async {
+        running.await.unwrap();
+        later.await
+    };
+    let (busy, out) = tokio::join!(busy, later);
+    busy.unwrap();
+    out
+}
+
 /// How a write is submitted.
 #[derive(Clone, Copy)]
 enum Via {
@@ -227,34 +247,19 @@ for_each_backend! {
     fn unsynced_writes_do_not_share_a_synced_write_s_commit(backend: Backend) {
         let (_guard, db) = common::open(backend);
         create_table(&db);
-        runtime().block_on(async {
-            // The writer busy for a moment, so the writes below queue
-            // behind it and are taken as one batch. They are sent once it
-            // has started (and it is unsynced itself, so it could not share
-            // the panicking write's commit even if it had not).
-            let (started, running) = tokio::sync::oneshot::channel::<()>();
-            let busy = db.write_unsynced(move |c| {
-                let _ = started.send(());
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                insert(c, 1, "busy")
-            });
-            let later = async {
-                running.await.unwrap();
-                tokio::join!(
-                    db.write(|c| -> Result<(), StorageError> {
-                        insert(c, 2, "synced, then a panic")?;
-                        panic!("a bug in a synced write");
-                    }),
-                    db.write_unsynced(|c| insert(c, 3, "unsynced")),
-                    db.write_unsynced_rerunnable(|c| insert(c, 4, "unsynced, re-runnable")),
-                )
-            };
-            let (busy, (panicked, unsynced, rerunnable)) = tokio::join!(busy, later);
-            busy.unwrap();
-            assert!(panicked.is_err(), "a panicking write must not report success");
-            unsynced.unwrap();
-            rerunnable.unwrap();
-        });
+        let (panicked, unsynced, rerunnable) = runtime().block_on(behind_a_busy_writer(&db, async {
+            tokio::join!(
+                db.write(|c| -> Result<(), StorageError> {
+                    insert(c, 2, "synced, then a panic")?;
+                    panic!("a bug in a synced write");
+                }),
+                db.write_unsynced(|c| insert(c, 3, "unsynced")),
+                db.write_unsynced_rerunnable(|c| insert(c, 4, "unsynced, re-runnable")),
+            )
+        }));
+        assert!(panicked.is_err(), "a panicking write must not report success");
+        unsynced.unwrap();
+        rerunnable.unwrap();
         assert_eq!(ids(&db), vec![1, 3, 4]);
     }
 
@@ -268,30 +273,19 @@ for_each_backend! {
             assert_eq!(backend, gsp_node::storage::Backend::Postgres);
             return;
         };
-        runtime().block_on(async {
-            // As above: the writer busy, the writes below taken as one
-            // batch, which commits twice (unsynced first, then synced).
-            let (started, running) = tokio::sync::oneshot::channel::<()>();
-            let busy = db.write_unsynced(move |c| {
-                let _ = started.send(());
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                insert(c, 1, "busy")
-            });
-            let later = async {
-                running.await.unwrap();
-                tokio::join!(
-                    db.write(|c| insert(c, 2, "synced")),
-                    db.write_rerunnable(|c| insert(c, 3, "synced, re-runnable")),
-                    db.write(|c| insert(c, 4, "synced")),
-                    db.write_unsynced(|c| insert(c, 5, "unsynced")),
-                    db.write_unsynced_rerunnable(|c| insert(c, 6, "unsynced, re-runnable")),
-                )
-            };
-            let (busy, (a, b, c, d, e)) = tokio::join!(busy, later);
-            for r in [busy, a, b, c, d, e] {
-                r.unwrap();
-            }
-        });
+        // One batch, which commits twice (unsynced first, then synced).
+        let (a, b, c, d, e) = runtime().block_on(behind_a_busy_writer(&db, async {
+            tokio::join!(
+                db.write(|c| insert(c, 2, "synced")),
+                db.write_rerunnable(|c| insert(c, 3, "synced, re-runnable")),
+                db.write(|c| insert(c, 4, "synced")),
+                db.write_unsynced(|c| insert(c, 5, "unsynced")),
+                db.write_unsynced_rerunnable(|c| insert(c, 6, "unsynced, re-runnable")),
+            )
+        }));
+        for r in [a, b, c, d, e] {
+            r.unwrap();
+        }
         let after = db.writer_counts().unwrap();
         assert_eq!(after.commits_unsynced - before.commits_unsynced, 2);
         assert_eq!(after.commits_synced - before.commits_synced, 1);
