@@ -390,20 +390,13 @@ impl ExchangeBenchArgs {
             })
             .collect();
         println!("   messages the delivery workers took: {}", took.join("; "));
+        let (ken_page, pak_page) = (ken_api.metrics().await?, pak_api.metrics().await?);
         println!(
             "   answers in responses so far (SPEC §15.6): PAK sent {}, KEN took {}; receipts returned to PAK {} (refused {})",
-            pak_api
-                .metric("gsp_answers_in_response_total{direction=\"sent\"}")
-                .await?,
-            ken_api
-                .metric("gsp_answers_in_response_total{direction=\"taken\"}")
-                .await?,
-            pak_api
-                .metric("gsp_response_receipts_total{result=\"recorded\"}")
-                .await?,
-            pak_api
-                .metric("gsp_response_receipts_total{result=\"refused\"}")
-                .await?,
+            pak_page.get::<u64>("gsp_answers_in_response_total{direction=\"sent\"}"),
+            ken_page.get::<u64>("gsp_answers_in_response_total{direction=\"taken\"}"),
+            pak_page.get::<u64>("gsp_response_receipts_total{result=\"recorded\"}"),
+            pak_page.get::<u64>("gsp_response_receipts_total{result=\"refused\"}"),
         );
 
         if self.large > 0 {
@@ -572,11 +565,10 @@ fn set_node_settings(
 async fn taken(ken: &Api, pak: &Api) -> anyhow::Result<[(u64, u64); 2]> {
     let mut out = [(0, 0); 2];
     for (api, o) in [ken, pak].into_iter().zip(out.iter_mut()) {
+        let page = api.metrics().await?;
         *o = (
-            api.metric("gsp_delivery_taken_total{from=\"place\"}")
-                .await?,
-            api.metric("gsp_delivery_taken_total{from=\"outbox\"}")
-                .await?,
+            page.get("gsp_delivery_taken_total{from=\"place\"}"),
+            page.get("gsp_delivery_taken_total{from=\"outbox\"}"),
         );
     }
     Ok(out)
@@ -593,13 +585,12 @@ struct Commits {
 
 impl Commits {
     async fn read(api: &Api) -> anyhow::Result<Commits> {
+        let page = api.metrics().await?;
         Ok(Commits {
-            synced: api
-                .metric("gsp_sqlite_commits_total{fsync=\"configured\"}")
-                .await?,
-            unsynced: api.metric("gsp_sqlite_commits_total{fsync=\"no\"}").await?,
-            writes: api.metric("gsp_sqlite_writes_total").await?,
-            secs: api.metric_as("gsp_sqlite_commit_seconds_total").await?,
+            synced: page.get("gsp_sqlite_commits_total{fsync=\"configured\"}"),
+            unsynced: page.get("gsp_sqlite_commits_total{fsync=\"no\"}"),
+            writes: page.get("gsp_sqlite_writes_total"),
+            secs: page.get("gsp_sqlite_commit_seconds_total"),
         })
     }
 

@@ -483,6 +483,20 @@ pub struct Api {
     http: reqwest::Client,
 }
 
+/// One reading of a node's `/metrics` page.
+pub struct MetricsPage(String);
+
+impl MetricsPage {
+    /// The value of one series (`name{labels}`); the type's default (0)
+    /// if the node has not counted any yet.
+    pub fn get<T: std::str::FromStr + Default>(&self, series: &str) -> T {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_default()
+    }
+}
+
 impl Api {
     /// Logs in as `user` with the lab password.
     pub async fn login(base: &str, user: &str) -> anyhow::Result<Api> {
@@ -527,17 +541,8 @@ impl Api {
         Ok(v)
     }
 
-    /// The value of one series of the node's `/metrics` (`name{labels}`);
-    /// 0 if the node has not counted any yet.
-    pub async fn metric(&self, series: &str) -> anyhow::Result<u64> {
-        self.metric_as(series).await
-    }
-
-    /// [`Api::metric`] for a series of another type (a sum of seconds).
-    pub async fn metric_as<T: std::str::FromStr + Default>(
-        &self,
-        series: &str,
-    ) -> anyhow::Result<T> {
+    /// The node's `/metrics` page, read once for several series.
+    pub async fn metrics(&self) -> anyhow::Result<MetricsPage> {
         let text = self
             .http
             .get(format!("{}/metrics", self.base))
@@ -546,10 +551,7 @@ impl Api {
             .error_for_status()?
             .text()
             .await?;
-        Ok(text
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or_default())
+        Ok(MetricsPage(text))
     }
 
     /// `POST path` with a JSON body, JSON answer; an HTTP error is an error.
