@@ -26,7 +26,6 @@ use gsp_federation::{
     InMemorySeenIds, MessageDraft, OpenContext, Part, PartyCode, Receipt, SenderKey, TemplateRef,
     UnixMillis, Validity, Verdict,
 };
-use rand::{RngExt as _, SeedableRng as _};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -304,34 +303,21 @@ impl ExchangeBenchArgs {
             step.ken_seq(),
             super::bench_watch::EVERY,
         )?;
+        let officers_api = ken_api.with_own_client()?;
         let cpu_before = cpu_times(procs);
         let t1 = crate::exchange::store::now_ms();
         let total = (half * self.latency_secs as f64) as usize;
-        // Open loop with Poisson arrivals (exponential gaps, fixed seed):
-        // requests come one by one as officers' would, not in bursts on a
-        // timer tick; each is sent at its time whatever the earlier ones are doing.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        let started = tokio::time::Instant::now();
-        let mut at = 0.0f64;
-        let mut pending = Vec::with_capacity(total);
-        for sent in 0..total {
-            let u: f64 = rng.random_range(f64::EPSILON..1.0);
-            at += -u.ln() / half;
-            tokio::time::sleep_until(started + Duration::from_secs_f64(at)).await;
-            let api = ken_api.clone();
-            let code = codes[(sent * 104_729) % codes.len()].clone();
-            pending.push(tokio::spawn(async move {
-                let sent = Instant::now();
-                compose(&api, std::slice::from_ref(&code))
-                    .await
-                    .map(|case| (case, sent))
-            }));
-        }
-        let mut sent = std::collections::HashMap::with_capacity(total);
-        for p in pending {
-            let (case, at) = p.await??;
-            sent.insert(case, at);
-        }
+        let started = Instant::now();
+        let officers = {
+            let codes = shared_codes.clone();
+            super::bench_officers::send(half, total, officers_api, move |api, n| {
+                let code = codes[(n * 104_729) % codes.len()].clone();
+                async move { compose(&api, std::slice::from_ref(&code)).await }
+            })?
+        };
+        let sent = tokio::task::spawn_blocking(move || officers.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the officers' thread panicked"))??;
         wait_answered(&ken_db, t1, total, Duration::from_secs(600)).await?;
         let busy = started.elapsed();
         let cpu = CpuUse::between(&cpu_before, &cpu_times(procs), total);

@@ -500,15 +500,7 @@ impl MetricsPage {
 impl Api {
     /// Logs in as `user` with the lab password.
     pub async fn login(base: &str, user: &str) -> anyhow::Result<Api> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(600))
-            .pool_max_idle_per_host(256)
-            // Below the node's keep-alive (actix-web's 5 s): a connection
-            // left idle longer is closed by the node, and a request sent on
-            // it just then failed the benchmark with "connection closed
-            // before message completed" (seen once between its steps).
-            .pool_idle_timeout(Duration::from_secs(2))
-            .build()?;
+        let http = Api::client()?;
         let r: Value = http
             .post(format!("{base}/api/v1/session"))
             .json(&json!({"username": user, "password": LAB_PASSWORD}))
@@ -523,6 +515,29 @@ impl Api {
             token,
             http,
         })
+    }
+
+    /// The same session with an HTTP client of its own, for another
+    /// runtime (a client's pooled connections belong to the runtime that
+    /// opened them).
+    pub fn with_own_client(&self) -> anyhow::Result<Api> {
+        Ok(Api {
+            base: self.base.clone(),
+            token: self.token.clone(),
+            http: Api::client()?,
+        })
+    }
+
+    fn client() -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .pool_max_idle_per_host(256)
+            // Below the node's keep-alive (actix-web's 5 s): a connection
+            // left idle longer is closed by the node, and a request sent on
+            // it just then failed the benchmark with "connection closed
+            // before message completed" (seen once between its steps).
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
     }
 
     /// `GET path`, JSON answer; an HTTP error is an error.

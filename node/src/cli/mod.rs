@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_exchange;
+mod bench_officers;
 mod bench_stages;
 mod bench_watch;
 mod certs;
