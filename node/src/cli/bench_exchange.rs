@@ -8,8 +8,10 @@
 //!    reqwest on rustls with ring, pinned certificates, connection reuse);
 //! 3. throughput: many single-code verifications composed at once, until
 //!    every answer is back;
-//! 4. latency at half that rate (open loop, Poisson arrivals), p50/p99 from the requesting
-//!    node's own records (case created → answer recorded);
+//! 4. latency at half that rate (open loop, Poisson arrivals): as the officer sees it
+//!    (request sent → answer readable on the requesting node), from the nodes' own records
+//!    and leg by leg; then the same at a low rate (`--floor-rate`, default 50/s), which
+//!    shows the path's own latency with little queueing;
 //! 5. one large verification (default 1,000,000 codes) on the answering node's
 //!    data, and the peak memory of both nodes.
 
@@ -52,6 +54,13 @@ pub struct ExchangeBenchArgs {
     /// throughput (to compare builds or settings at the same load).
     #[arg(long)]
     latency_rate: Option<f64>,
+    /// Requests per second of a second, low-rate latency run after the
+    /// half-load one: the latency of the path itself, with little queueing.
+    #[arg(long, default_value_t = 50.0)]
+    floor_rate: f64,
+    /// Seconds of that low-rate run (0: skip it).
+    #[arg(long, default_value_t = 10)]
+    floor_secs: u64,
     /// Codes in the large verification (0: skip it).
     #[arg(long, default_value_t = 1_000_000)]
     large: usize,
@@ -297,71 +306,19 @@ impl ExchangeBenchArgs {
         );
         let taken_before = taken(&ken_api, &pak_api).await?;
         let commits_before = Commits::both(&ken_api, &pak_api).await?;
-        let step = super::bench_stages::mark(&ken_db, &pak_db).await?;
-        let watcher = super::bench_watch::Watcher::start(
-            ken_db.clone(),
-            step.ken_seq(),
-            super::bench_watch::EVERY,
-        )?;
-        let officers_api = ken_api.with_own_client()?;
-        let cpu_before = cpu_times(procs);
-        let t1 = crate::exchange::store::now_ms();
-        let total = (half * self.latency_secs as f64) as usize;
-        let started = Instant::now();
-        let officers = {
-            let codes = shared_codes.clone();
-            super::bench_officers::send(half, total, officers_api, move |api, n| {
-                let code = codes[(n * 104_729) % codes.len()].clone();
-                async move { compose(&api, std::slice::from_ref(&code)).await }
-            })?
+        let rig = Rig {
+            ken_api: &ken_api,
+            ken_db: &ken_db,
+            pak_db: &pak_db,
+            procs,
+            codes: shared_codes.clone(),
         };
-        let sent = tokio::task::spawn_blocking(move || officers.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("the officers' thread panicked"))??;
-        wait_answered(&ken_db, t1, total, Duration::from_secs(600)).await?;
-        let busy = started.elapsed();
-        let cpu = CpuUse::between(&cpu_before, &cpu_times(procs), total);
-        let seen = tokio::task::spawn_blocking(move || watcher.finish()).await??;
-        let seen = super::bench_watch::latencies_ms(&sent, &seen);
-        let q = |p: f64| super::bench_stages::quantile(&seen, p);
-        println!(
-            "   {} verifications, as the officer sees them (request sent to KEN's API → answer readable in KEN's database, read every {} ms; {} of {} seen): p50 {} ms, p99 {} ms, max {} ms",
-            total,
-            super::bench_watch::EVERY.as_millis(),
-            seen.len(),
-            total,
-            q(0.50),
-            q(0.99),
-            seen.last().copied().unwrap_or(0)
-        );
-        let lat = latencies(&ken_db, t1).await?;
-        println!(
-            "   from the nodes' stamps ({} answered; case created → answer recorded, before its commit): p50 {} ms, p99 {} ms, max {} ms",
-            lat.count, lat.p50, lat.p99, lat.max
-        );
-        let legs = super::bench_stages::stages(&ken_db, &pak_db, step).await?;
-        println!(
-            "   legs (p50 / p99 ms, {} seen on both nodes): request sealed on KEN → arrived on PAK {} / {}; → answer sealed on PAK {} / {}; → answer taken on KEN {} / {}",
-            legs.count,
-            legs.delivered.p50,
-            legs.delivered.p99,
-            legs.answered.p50,
-            legs.answered.p99,
-            legs.returned.p50,
-            legs.returned.p99
-        );
-        // At a lower rate fewer writes share a commit and fewer messages a
-        // wake-up, so a verification costs more CPU than at full load: this
-        // says how busy the two cores really were.
-        println!(
-            "   CPU per verification at this rate: {}; the two cores {:.0} % busy",
-            cpu.describe(),
-            100.0 * (cpu.total.as_secs_f64() * total as f64) / (2.0 * busy.as_secs_f64())
-        );
+        let step = OpenLoop::run(&rig, half, self.latency_secs).await?;
+        step.print();
         let commits_after = Commits::both(&ken_api, &pak_api).await?;
         println!(
             "   SQLite writers at this rate: {}",
-            Commits::describe(&commits_before, &commits_after, total)
+            Commits::describe(&commits_before, &commits_after, step.total)
         );
         let taken_after = taken(&ken_api, &pak_api).await?;
         let took: Vec<String> = ["KEN", "PAK"]
@@ -384,6 +341,15 @@ impl ExchangeBenchArgs {
             pak_page.get::<u64>("gsp_response_receipts_total{result=\"recorded\"}"),
             pak_page.get::<u64>("gsp_response_receipts_total{result=\"refused\"}"),
         );
+        if self.floor_secs > 0 {
+            println!(
+                "   then at {:.0}/s for {} s, the path's own latency (little queueing):",
+                self.floor_rate, self.floor_secs
+            );
+            OpenLoop::run(&rig, self.floor_rate.max(1.0), self.floor_secs)
+                .await?
+                .print();
+        }
 
         if self.large > 0 {
             let n = self.large.min(codes.len());
@@ -544,6 +510,110 @@ fn set_node_settings(
         std::fs::write(&n.config, out.join("\n") + "\n")?;
     }
     Ok(())
+}
+
+/// What an open-loop latency step reads and writes through.
+struct Rig<'a> {
+    ken_api: &'a Api,
+    ken_db: &'a Database,
+    pak_db: &'a Database,
+    procs: &'a [Proc],
+    /// PAK's pack codes, asked for in turn.
+    codes: Arc<[String]>,
+}
+
+/// What one open-loop latency step measured.
+struct OpenLoop {
+    /// Verifications sent.
+    total: usize,
+    /// As the officer sees them, ms, sorted (those whose answer was seen).
+    seen: Vec<i64>,
+    /// From the nodes' stamps.
+    stamps: Latencies,
+    legs: super::bench_stages::Stages,
+    cpu: CpuUse,
+    /// From the first request sent to the last answer recorded.
+    busy: Duration,
+}
+
+impl OpenLoop {
+    /// Sends `rate` requests a second for `secs` seconds (Poisson arrivals)
+    /// and waits for every answer.
+    async fn run(rig: &Rig<'_>, rate: f64, secs: u64) -> anyhow::Result<OpenLoop> {
+        let mark = super::bench_stages::mark(rig.ken_db, rig.pak_db).await?;
+        let watcher = super::bench_watch::Watcher::start(
+            rig.ken_db.clone(),
+            mark.ken_seq(),
+            super::bench_watch::EVERY,
+        )?;
+        let officers_api = rig.ken_api.with_own_client()?;
+        let cpu_before = cpu_times(rig.procs);
+        let t1 = crate::exchange::store::now_ms();
+        let total = (rate * secs as f64) as usize;
+        let started = Instant::now();
+        let officers = {
+            let codes = rig.codes.clone();
+            super::bench_officers::send(rate, total, officers_api, move |api, n| {
+                let code = codes[(n * 104_729) % codes.len()].clone();
+                async move { compose(&api, std::slice::from_ref(&code)).await }
+            })?
+        };
+        let sent = tokio::task::spawn_blocking(move || officers.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the officers' thread panicked"))??;
+        wait_answered(rig.ken_db, t1, total, Duration::from_secs(600)).await?;
+        let busy = started.elapsed();
+        let cpu = CpuUse::between(&cpu_before, &cpu_times(rig.procs), total);
+        let seen = tokio::task::spawn_blocking(move || watcher.finish()).await??;
+        Ok(OpenLoop {
+            total,
+            seen: super::bench_watch::latencies_ms(&sent, &seen),
+            stamps: latencies(rig.ken_db, t1).await?,
+            legs: super::bench_stages::stages(rig.ken_db, rig.pak_db, mark).await?,
+            cpu,
+            busy,
+        })
+    }
+
+    /// Prints the latencies, the legs and the CPU.
+    fn print(&self) {
+        let q = |p: f64| super::bench_stages::quantile(&self.seen, p);
+        println!(
+            "   {} verifications, as the officer sees them (request sent to KEN's API → answer readable in KEN's database, read every {} ms; {} of {} seen): p50 {} ms, p99 {} ms, max {} ms",
+            self.total,
+            super::bench_watch::EVERY.as_millis(),
+            self.seen.len(),
+            self.total,
+            q(0.50),
+            q(0.99),
+            self.seen.last().copied().unwrap_or(0)
+        );
+        let lat = &self.stamps;
+        println!(
+            "   from the nodes' stamps ({} answered; case created → answer recorded, before its commit): p50 {} ms, p99 {} ms, max {} ms",
+            lat.count, lat.p50, lat.p99, lat.max
+        );
+        let legs = &self.legs;
+        println!(
+            "   legs (p50 / p99 ms, {} seen on both nodes): request sealed on KEN → arrived on PAK {} / {}; → answer sealed on PAK {} / {}; → answer taken on KEN {} / {}",
+            legs.count,
+            legs.delivered.p50,
+            legs.delivered.p99,
+            legs.answered.p50,
+            legs.answered.p99,
+            legs.returned.p50,
+            legs.returned.p99
+        );
+        // At a lower rate fewer writes share a commit and fewer messages a
+        // wake-up, so a verification costs more CPU than at full load: this
+        // says how busy the two cores really were.
+        println!(
+            "   CPU per verification at this rate: {}; the two cores {:.0} % busy",
+            self.cpu.describe(),
+            100.0 * (self.cpu.total.as_secs_f64() * self.total as f64)
+                / (2.0 * self.busy.as_secs_f64())
+        );
+    }
 }
 
 /// Messages each node's delivery workers have taken so far, (through a
