@@ -54,8 +54,9 @@ pub struct ExchangeBenchArgs {
     /// throughput (to compare builds or settings at the same load).
     #[arg(long)]
     latency_rate: Option<f64>,
-    /// Requests per second of a second, low-rate latency run after the
-    /// half-load one: the latency of the path itself, with little queueing.
+    /// Requests per second in a second latency run, at a low rate, after
+    /// the half-load one: the latency of the path itself, with little
+    /// queueing.
     #[arg(long, default_value_t = 50.0)]
     floor_rate: f64,
     /// Seconds of that low-rate run (0: skip it).
