@@ -187,6 +187,133 @@ for_each_backend! {
     }
 }
 
+/// One outbox row as the test reads it back.
+#[derive(QueryableByName, Debug, PartialEq)]
+struct OutboxRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    message_seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    peer: String,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    state: i16,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    next_attempt_at: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    claimed_by: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    last_error: Option<String>,
+}
+
+fn outbox_rows(conn: &mut DbConnection) -> Vec<OutboxRow> {
+    diesel::sql_query(
+        "SELECT message_seq, peer, state, attempts, next_attempt_at, claimed_by, last_error \
+         FROM outbox ORDER BY message_seq",
+    )
+    .load(conn)
+    .unwrap()
+}
+
+fn outbox_indexes(conn: &mut DbConnection) -> Vec<String> {
+    diesel::sql_query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' ORDER BY name",
+    )
+    .load::<Name>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect()
+}
+
+/// On SQLite the outbox's key is the table's own rowid, with no unique
+/// index beside the table, and the rebuild that made it so (and its
+/// reversal) keeps every row and both of the outbox's indexes.
+#[test]
+fn the_sqlite_outbox_is_keyed_by_its_rowid_and_its_rebuild_keeps_rows() {
+    use diesel_migrations::MigrationHarness as _;
+    use gsp_node::storage::testing::{BareMessage, insert_bare_case, insert_bare_message};
+    let (_guard, db) = common::open(Backend::Sqlite);
+    let mut conn = db.conn().unwrap();
+    let last = |conn: &mut DbConnection, revert: bool| match conn {
+        DbConnection::Sqlite(c) if revert => {
+            c.revert_last_migration(migrations::SQLITE).unwrap();
+        }
+        DbConnection::Sqlite(c) => {
+            c.run_next_migration(migrations::SQLITE).unwrap();
+        }
+        DbConnection::Postgresql(_) => panic!("opened SQLite, got PostgreSQL"),
+    };
+    let keyed = [
+        "outbox_due".to_owned(),
+        "outbox_queue".to_owned(),
+        "sqlite_autoindex_outbox_1".to_owned(),
+    ];
+    // Before the rebuild: a unique index beside the table; two queued messages.
+    last(&mut conn, true);
+    assert_eq!(outbox_indexes(&mut conn), keyed);
+    insert_bare_case(&mut conn, "case-1").unwrap();
+    for seq in [7, 9] {
+        insert_bare_message(&mut conn, &BareMessage::new(seq, "case-1")).unwrap();
+    }
+    diesel::sql_query(
+        "INSERT INTO outbox (message_seq, peer, state, attempts, next_attempt_at, expires_at, \
+           claimed_by, claimed_until, last_error, created_at) VALUES \
+         (7, 'PAK', 0, 2, 1000, 2000, 'node-a', 1500, 'timed out', 900), \
+         (9, 'SEN', 1, 0, 1100, 2100, NULL, NULL, NULL, 950)",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let rows = outbox_rows(&mut conn);
+    assert_eq!(rows.len(), 2);
+
+    last(&mut conn, false);
+    assert_eq!(outbox_rows(&mut conn), rows, "the rebuild changed the rows");
+    assert_eq!(outbox_indexes(&mut conn), keyed[..2]);
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    let plan: Vec<Plan> =
+        diesel::sql_query("EXPLAIN QUERY PLAN SELECT state FROM outbox WHERE message_seq = 7")
+            .load(&mut conn)
+            .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.detail.contains("INTEGER PRIMARY KEY")),
+        "{:?}",
+        plan.iter().map(|p| &p.detail).collect::<Vec<_>>()
+    );
+    // A message is still queued once only, and only for a message kept.
+    let twice = diesel::sql_query(
+        "INSERT INTO outbox (message_seq, peer, state, next_attempt_at, expires_at, created_at) \
+         VALUES (7, 'PAK', 0, 1, 2, 3)",
+    )
+    .execute(&mut conn);
+    assert!(twice.is_err(), "a second outbox row for message 7");
+    let orphan = diesel::sql_query(
+        "INSERT INTO outbox (message_seq, peer, state, next_attempt_at, expires_at, created_at) \
+         VALUES (8, 'PAK', 0, 1, 2, 3)",
+    )
+    .execute(&mut conn);
+    assert!(
+        orphan.is_err(),
+        "an outbox row for a message that is not kept"
+    );
+
+    // And back: the rows stay, the index beside the table returns.
+    last(&mut conn, true);
+    assert_eq!(
+        outbox_rows(&mut conn),
+        rows,
+        "the reversal changed the rows"
+    );
+    assert_eq!(outbox_indexes(&mut conn), keyed);
+    assert_eq!(migrations::run_pending(&mut conn).unwrap(), 1);
+    assert_eq!(outbox_rows(&mut conn), rows);
+}
+
 /// The bundled SQLite is built with the flags in `.cargo/config.toml`:
 /// multi-thread mode, and plans that never depend on bound values (else
 /// every `LIMIT ?` query is re-prepared on each use).
