@@ -5,7 +5,7 @@
 //! The load generator shares the two cores with the nodes it measures, so
 //! what it costs is taken from them. On the bench's two-worker runtime each
 //! request crossed threads several times (the timer on one worker, the
-//! connection on another, the task that notes the answer on a third); one
+//! connection on another, the task that notes the send time on a third); one
 //! thread with its own single-threaded runtime does the same work without
 //! those wake-ups.
 
