@@ -74,6 +74,13 @@ impl ServeArgs {
         let backend = state.db.backend();
         // Held (locked) until the process ends; see `federation::instance`.
         let (instance, _slot) = instance_name(ctx, &state.db)?;
+        // Made here, outside the actix system, so that it is also shut down
+        // outside it once the listeners stop.
+        let delivery_rt = match &federation {
+            Some(_) => Some(delivery_runtime(&config)?),
+            None => None,
+        };
+        let federation = federation.zip(delivery_rt.as_ref().map(|rt| rt.handle().clone()));
         actix_web::rt::System::new().block_on(async move {
             if let Some(r) = refresher {
                 actix_web::rt::spawn(r.run(refresh_every));
@@ -86,7 +93,7 @@ impl ServeArgs {
             // Lines on stdout that scripts and tests can wait for.
             println!("gsp: local API on http://{addr}");
             let mut servers = vec![api];
-            if let Some(fed) = federation {
+            if let Some((fed, delivery_on)) = federation {
                 let arrivals = Arc::new(tokio::sync::Notify::new());
                 if config.federation.listen.is_some() {
                     let fstate = FederationState {
@@ -107,14 +114,41 @@ impl ServeArgs {
                     tracing::warn!("no [federation] listen address: this node sends but cannot receive");
                 }
                 let delivery = Delivery::new(db.clone(), config.clone(), fed.clone(), instance, metrics.clone(), outbox_wake.clone());
-                actix_web::rt::spawn(delivery.run());
+                delivery_on.spawn(delivery.run());
                 actix_web::rt::spawn(workers::housekeeping(db.clone()));
                 actix_web::rt::spawn(workers::automatic_answers(db, config.clone(), fed, arrivals, outbox_wake, metrics));
             }
             futures_util::future::try_join_all(servers).await.map(|_| ())
         })?;
+        if let Some(rt) = delivery_rt {
+            // Deliveries under way are let go: their messages stay claimed
+            // in the outbox until their leases run out, or until this
+            // instance starts again and releases its own claims.
+            rt.shutdown_background();
+        }
         Ok(())
     }
+}
+
+/// The runtime the delivery workers run on: `[exchange] delivery_threads`
+/// worker threads (one per CPU core when 0), beside the listeners' workers.
+///
+/// Sending a message, checking its receipt and opening the answer that comes
+/// back in the response (SPEC §15.6) are the requesting node's share of an
+/// exchange; on the actix system's single thread they were all serialised,
+/// which left a core idle while a busy node's outbox drained (BENCHMARKS.md,
+/// twenty-second session).
+fn delivery_runtime(config: &crate::config::Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = match config.exchange.delivery_threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .max_blocking_threads(config.federation.blocking_threads.max(1))
+        .thread_name("gsp-delivery")
+        .enable_all()
+        .build()
 }
 
 /// This instance's name in the outbox's claims, kept in the data folder

@@ -255,6 +255,12 @@ impl Config {
                 message: "between 1 and 256".into(),
             });
         }
+        if self.exchange.delivery_threads > 256 {
+            return Err(ConfigError::Invalid {
+                key: "exchange.delivery_threads",
+                message: "at most 256 (0: one per CPU core)".into(),
+            });
+        }
         for name in self.exchange.policies.keys() {
             if !gsp_federation::templates::is_known(name, 1) {
                 return Err(ConfigError::Invalid {
@@ -404,6 +410,16 @@ mod tests {
             err.to_string().contains("federation.blocking_threads"),
             "{err}"
         );
+
+        std::fs::write(&file, "[exchange]\ndelivery_threads = 1000\n").unwrap();
+        let err = Config::load(&file, true, &env_of(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("exchange.delivery_threads"),
+            "{err}"
+        );
+        std::fs::write(&file, "[exchange]\ndelivery_threads = 3\n").unwrap();
+        let config = Config::load(&file, true, &env_of(&[])).unwrap();
+        assert_eq!(config.exchange.delivery_threads, 3);
     }
 
     #[test]

@@ -186,6 +186,10 @@ settings! {
         retry_cap_secs: u64 = 300;
         /// Messages in flight at once to one peer.
         in_flight_per_peer: usize = 8;
+        /// Threads that send this node's messages, check their receipts and
+        /// open the answers that come back in the responses (at most 256;
+        /// 0: one per CPU core).
+        delivery_threads: usize = 0;
         /// Codes sent inline in a uid-verification request or answer; more
         /// travel as a (compressed) attachment.
         inline_codes_max: usize = 10_000;
