@@ -479,3 +479,79 @@ fn the_wal_starts_over_under_continuous_writes() {
         "the WAL is {size} bytes after {WRITTEN} bytes of writes: it did not start over"
     );
 }
+
+/// Log lines written by the process's subscriber, kept for a test to read.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// With SQLite, a batch the database holds up — here another connection
+/// keeps the write lock for 300 ms, so the writer's `BEGIN IMMEDIATE` waits
+/// — is logged with how long it waited: every write queued behind it waited
+/// as long, and that is the disk's or a lock's doing, not the writes'. The
+/// write itself goes through once the lock is free.
+#[test]
+fn a_batch_the_database_holds_up_is_logged() {
+    use gsp_node::storage::{Backend, DatabaseUrl};
+    let captured = Captured::default();
+    let into = captured.clone();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || into.clone())
+        .init();
+    let (guard, db) = common::open(Backend::Sqlite);
+    let DatabaseUrl::Sqlite(path) = guard.url.clone() else {
+        panic!("a SQLite test database");
+    };
+    create_table(&db);
+    let rt = runtime();
+    rt.block_on(db.write(|c| insert(c, 1, "quick"))).unwrap();
+
+    let mut other = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        diesel::sql_query("COMMIT").execute(&mut other).unwrap();
+    });
+    rt.block_on(db.write(|c| insert(c, 2, "held"))).unwrap();
+    holder.join().unwrap();
+    assert_eq!(ids(&db), vec![1, 2]);
+
+    // A line only for a batch held up past the threshold (the quick write
+    // has none unless this machine's disk itself took that long), and one
+    // that says how long the held one waited.
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let field = |line: &str, name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    let held: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("held up a batch"))
+        .collect();
+    for line in &held {
+        assert!(line.contains("WARN"), "{line}");
+        assert!(
+            field(line, "begin_ms=") >= 50 || field(line, "commit_ms=") >= 50,
+            "{line}"
+        );
+    }
+    assert!(
+        held.iter()
+            .any(|l| field(l, "begin_ms=") >= 200 && l.contains("writes=1")),
+        "no line about the batch held for 300 ms in:\n{text}"
+    );
+}

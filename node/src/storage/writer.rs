@@ -65,6 +65,12 @@ type RerunnableWork = Box<dyn FnMut(&mut DbConnection, bool) -> Option<Completio
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 256;
 
+/// A `BEGIN` or a `COMMIT` (with its fsync) that takes this long is logged:
+/// it is not the writes' own work but the disk or a lock held elsewhere, and
+/// every write queued behind it waits as long. Usually both take well under
+/// a few milliseconds.
+const HELD_UP: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What the writer thread has done so far, for `/metrics`: how many
 /// transactions it committed (with and without an fsync), how many writes
 /// they carried and how long they took from `BEGIN` to the end of `COMMIT`.
@@ -331,6 +337,7 @@ fn run_batch(
         tracing::error!(error = %e, writes, "database writer: cannot begin a transaction");
         return;
     }
+    let begin_took = started.elapsed();
     let mut completions = Vec::with_capacity(writes);
     let mut panicked = false;
     if !rerunnable.is_empty() {
@@ -374,6 +381,7 @@ fn run_batch(
             }
         }
     }
+    let committing = std::time::Instant::now();
     let outcome = if panicked {
         // The panicking write may have left its savepoint open: unwind
         // savepoints and the transaction itself.
@@ -388,9 +396,20 @@ fn run_batch(
             }
         }
     };
+    let commit_took = committing.elapsed();
     match &outcome {
         Some(why) => tracing::error!(error = %why, writes = completions.len(), "database writer"),
-        None => committed(completions.len(), started.elapsed()),
+        None => {
+            committed(completions.len(), started.elapsed());
+            if begin_took >= HELD_UP || commit_took >= HELD_UP {
+                tracing::warn!(
+                    writes = completions.len(),
+                    begin_ms = begin_took.as_millis(),
+                    commit_ms = commit_took.as_millis(),
+                    "database writer: the database held up a batch (every write queued behind it waited as long)"
+                );
+            }
+        }
     }
     for done in completions {
         done(outcome.clone());
